@@ -1,0 +1,1 @@
+"""TFLite Optimization Studio's UI-free core. Importing it never imports TensorFlow or Streamlit."""

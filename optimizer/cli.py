@@ -1,0 +1,117 @@
+"""The command line: a thin Typer layer over :mod:`optimizer.pipeline`.
+
+Exit codes: 0 when the run completed (failed variants included, each a row with its reason); 2 with a
+one-line reason on stderr when the model, data or options are refused and nothing ran.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from optimizer.errors import OptimizerError, user_message
+from optimizer.evaluate import Task
+from optimizer.intake import model_format, source_of
+from optimizer.paths import DEFAULT_DATA, DEFAULT_MODEL
+from optimizer.pipeline import RunOptions, inspect, run_comparison
+from optimizer.variants import parse_variant_list
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="TFLite Optimization Studio: produce and compare TensorFlow Lite variants.")
+
+SHOWN_COLUMNS = ["variant", "status", "size_bytes", "gzip_bytes", "latency_ms_p50", "latency_ms_p95",
+                 "accuracy", "mae", "fidelity_top1_agreement", "fidelity_snr_db", "integer_only", "error"]
+
+
+class OutputFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    CSV = "csv"
+
+
+def _fail(error: BaseException) -> None:
+    typer.echo(user_message(error), err=True)
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def run(
+    model: Annotated[Path, typer.Argument(help="Model: .keras, .h5, SavedModel .zip or float .tflite.")] = DEFAULT_MODEL,
+    data: Annotated[Path | None, typer.Option(help=".npz, .npy, .csv or image .zip; split deterministically.")] = None,
+    labels: Annotated[Path | None, typer.Option(help="Labels .npy when --data is an inputs .npy.")] = None,
+    calib: Annotated[Path | None, typer.Option(help="Separate calibration data (with --eval).")] = None,
+    eval_data: Annotated[Path | None, typer.Option("--eval", help="Separate evaluation data (with --calib).")] = None,
+    no_data: Annotated[bool, typer.Option("--no-data", help="Run without data (synthetic fidelity inputs).")] = False,
+    variants: Annotated[str, typer.Option(help="Comma-separated kinds, or 'all'.")] = "all",
+    threads: Annotated[int, typer.Option(help="LiteRT threads for latency and evaluation.")] = 1,
+    runs: Annotated[int, typer.Option(help="Timed runs per variant (at least 50).")] = 50,
+    warmup: Annotated[int, typer.Option(help="Warm-up runs before timing.")] = 10,
+    task: Annotated[Task | None, typer.Option(help="Override the inferred task.")] = None,
+    label_column: Annotated[str, typer.Option(help="CSV label column.")] = "label",
+    seed: Annotated[int, typer.Option(help="Seed of the calibration/evaluation split.")] = 0,
+    out: Annotated[Path, typer.Option(help="Output folder for .tflite files and results.")] = Path("out"),
+    output_format: Annotated[OutputFormat, typer.Option("--format", help="How to print results.")] = OutputFormat.TABLE,
+) -> None:
+    """Produce every requested variant, measure it, and write the .tflite files and results to --out."""
+    try:
+        if model == DEFAULT_MODEL and data is None and calib is None and eval_data is None and not no_data:
+            data = DEFAULT_DATA
+        specs = parse_variant_list(variants, source_of(model_format(model)))
+        options = RunOptions(threads=threads, timed_runs=runs, warmup_runs=warmup, task=task,
+                             label_column=label_column, seed=seed)
+        if not model.is_file():
+            raise FileNotFoundError(model)
+        result = run_comparison(model, out, specs, data=data, labels=labels, calib=calib, eval_data=eval_data,
+                                options=options, on_progress=_print_progress)
+    except OptimizerError as exc:
+        _fail(exc)
+        return
+    except FileNotFoundError as exc:
+        typer.echo(f"Input refused: expected a file; found nothing at {exc.args[0]}", err=True)
+        raise typer.Exit(code=2) from None
+    table = result.table()
+    if output_format is OutputFormat.JSON:
+        typer.echo(json.dumps(json.loads(result.files["json"].read_text()), indent=2))
+    elif output_format is OutputFormat.CSV:
+        typer.echo(table.to_csv(index=False), nl=False)
+    else:
+        shown = table[[c for c in SHOWN_COLUMNS if table[c].notna().any() or c in ("variant", "status")]]
+        typer.echo(shown.to_string(index=False))
+        typer.echo(f"\nWrote {len(table)} rows and the .tflite files to {result.out_dir}")
+
+
+def _print_progress(event: dict[str, object]) -> None:
+    stage = event.get("stage")
+    if stage in ("converting", "evaluating", "benchmarking"):
+        typer.echo(f"  {stage} {event.get('variant')}", err=True)
+    elif stage in ("inspecting", "checking data", "exporting"):
+        typer.echo(f"  {stage}", err=True)
+
+
+@app.command(name="inspect")
+def inspect_command(
+    model: Annotated[Path, typer.Argument(help="Model file to summarise.")] = DEFAULT_MODEL,
+    out: Annotated[Path, typer.Option(help="Job folder for the worker's scratch files.")] = Path("out"),
+) -> None:
+    """Print the model summary (inputs, outputs, parameters, layers or ops) as JSON."""
+    try:
+        if not model.is_file():
+            raise FileNotFoundError(model)
+        summary = inspect(model, out / "work")
+    except OptimizerError as exc:
+        _fail(exc)
+        return
+    except FileNotFoundError as exc:
+        typer.echo(f"Input refused: expected a file; found nothing at {exc.args[0]}", err=True)
+        raise typer.Exit(code=2) from None
+    typer.echo(json.dumps(summary, indent=2))
+
+
+def main() -> None:
+    app(prog_name="python -m optimizer")
+    sys.exit(0)

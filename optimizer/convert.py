@@ -1,0 +1,192 @@
+"""Model -> .tflite bytes, one function per variant kind, chosen from a table (runs in a worker).
+
+The TensorFlow model is exported to a SavedModel once and every variant is converted from that export
+(tracing and freezing dominate conversion time). Float .tflite uploads go through ai-edge-quantizer.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from optimizer.errors import OptimizerError, VariantFailed
+from optimizer.intake import ModelFormat, load_keras, prepare_saved_model
+from optimizer.variants import VariantKind, VariantSpec
+
+
+def representative_samples(calibration: np.ndarray | None, count: int) -> np.ndarray:
+    if calibration is None or len(calibration) == 0:
+        raise VariantFailed("needs calibration data; none was given (provide --data or --calib)")
+    return calibration[:count].astype(np.float32, copy=False)
+
+
+def _representative_dataset(samples: np.ndarray) -> Callable[[], Iterator[list[np.ndarray]]]:
+    def generator() -> Iterator[list[np.ndarray]]:
+        for i in range(len(samples)):
+            yield [samples[i:i + 1]]  # each sample with its batch dimension, float32
+
+    return generator
+
+
+def _tf_converter(saved_model_dir: Path) -> Any:
+    import tensorflow as tf
+
+    return tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir))
+
+
+def _float32(conv: Any, samples: np.ndarray | None) -> None:
+    pass
+
+
+def _float16(conv: Any, samples: np.ndarray | None) -> None:
+    import tensorflow as tf
+
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.target_spec.supported_types = [tf.float16]
+
+
+def _dynamic_range(conv: Any, samples: np.ndarray | None) -> None:
+    import tensorflow as tf
+
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+
+
+def _int8(conv: Any, samples: np.ndarray | None) -> None:
+    import tensorflow as tf
+
+    assert samples is not None
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = _representative_dataset(samples)
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+
+
+def _int8_io(conv: Any, samples: np.ndarray | None) -> None:
+    import tensorflow as tf
+
+    _int8(conv, samples)
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+
+
+def _int16x8(conv: Any, samples: np.ndarray | None) -> None:
+    import tensorflow as tf
+
+    assert samples is not None
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = _representative_dataset(samples)
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+
+
+TF_CONFIGURATORS: dict[VariantKind, Callable[[Any, np.ndarray | None], None]] = {
+    VariantKind.FLOAT32: _float32,
+    VariantKind.FLOAT16: _float16,
+    VariantKind.DYNAMIC_RANGE: _dynamic_range,
+    VariantKind.INT8: _int8,
+    VariantKind.INT8_IO: _int8_io,
+    VariantKind.INT16X8: _int16x8,
+}
+
+
+def _aeq_recipe(kind: VariantKind) -> Any:
+    from ai_edge_quantizer import recipe
+
+    return {
+        VariantKind.AEQ_DYNAMIC_INT8: recipe.dynamic_wi8_afp32,
+        VariantKind.AEQ_WEIGHT_ONLY_INT8: recipe.weight_only_wi8_afp32,
+        VariantKind.AEQ_STATIC_INT8: recipe.static_wi8_ai8,
+    }[kind]()
+
+
+def quantize_tflite(float_model: Path, kind: VariantKind, samples: np.ndarray | None) -> bytes:
+    """Apply an ai-edge-quantizer recipe to a float .tflite (no TensorFlow involved)."""
+    from ai_edge_quantizer import quantizer
+
+    from optimizer.runtime import load_interpreter
+
+    engine = quantizer.Quantizer(str(float_model))
+    engine.load_quantization_recipe(_aeq_recipe(kind))
+    calibration = None
+    if engine.need_calibration:
+        assert samples is not None
+        input_name = next(iter(load_interpreter(float_model).get_signature_list()["serving_default"]["inputs"]))
+        data = [{input_name: samples[i:i + 1]} for i in range(len(samples))]
+        calibration = engine.calibrate({"serving_default": data})
+    result = engine.quantize(calibration)
+    if result.quantized_model is None:
+        raise VariantFailed("ai-edge-quantizer returned no model")
+    return bytes(result.quantized_model)
+
+
+def export_once(model_path: Path, fmt: ModelFormat, workdir: Path) -> Path:
+    """A SavedModel folder to convert every variant from: the audited upload itself or one Keras export."""
+    if fmt is ModelFormat.SAVED_MODEL_ZIP:
+        return prepare_saved_model(model_path, workdir)
+    export_dir = workdir / "export"
+    if (export_dir / "saved_model.pb").exists():
+        return export_dir
+    model = load_keras(model_path)
+    shutil.rmtree(export_dir, ignore_errors=True)
+    try:
+        model.export(str(export_dir), format="tf_saved_model", verbose=False)
+    except Exception as exc:  # noqa: BLE001
+        raise VariantFailed(f"exporting the model for conversion failed: {str(exc).splitlines()[0][:300]}") from None
+    return export_dir
+
+
+def convert_one(spec: VariantSpec, fmt: ModelFormat, model_path: Path, export_dir: Path | None,
+                calibration: np.ndarray | None) -> bytes:
+    samples = None
+    if spec.info.needs_calibration:
+        samples = representative_samples(calibration, int(spec.options["calibration_samples"]))
+    if fmt is ModelFormat.TFLITE:
+        if spec.kind is VariantKind.FLOAT32:
+            return model_path.read_bytes()
+        return quantize_tflite(model_path, spec.kind, samples)
+    assert export_dir is not None
+    converter = _tf_converter(export_dir)
+    TF_CONFIGURATORS[spec.kind](converter, samples)
+    return bytes(converter.convert())
+
+
+def convert_task(payload: dict[str, Any], report: Callable[[dict[str, Any]], None]) -> list[dict[str, Any]]:
+    """Convert each requested variant; each outcome is reported as soon as it is known, so a crash later
+    in the same worker loses nothing already done."""
+    model_path = Path(payload["model_path"])
+    fmt = ModelFormat(payload["format"])
+    workdir = Path(payload["workdir"])
+    out_dir = Path(payload["out_dir"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    calib_path = payload.get("calibration_path")
+    calibration = np.load(calib_path, allow_pickle=False) if calib_path else None
+    specs = [VariantSpec.from_dict(d) for d in payload["specs"]]
+
+    export_dir = None
+    export_s = 0.0
+    if fmt is not ModelFormat.TFLITE:
+        report({"stage": "exporting"})
+        started = time.perf_counter()
+        export_dir = export_once(model_path, fmt, workdir)
+        export_s = time.perf_counter() - started
+    outcomes = []
+    for spec in specs:
+        report({"stage": "converting", "variant": spec.name})
+        started = time.perf_counter()
+        outcome: dict[str, Any] = {"name": spec.name, "export_s": round(export_s, 3)}
+        try:
+            data = convert_one(spec, fmt, model_path, export_dir, calibration)
+            path = out_dir / f"{spec.name}.tflite"
+            path.write_bytes(data)
+            outcome.update(status="ok", path=str(path), conversion_s=round(time.perf_counter() - started, 3))
+        except OptimizerError as exc:
+            outcome.update(status="failed", error=str(exc))
+        except Exception as exc:  # noqa: BLE001 - a converter failure fails this variant only
+            text = str(exc).strip().splitlines()
+            outcome.update(status="failed", error=f"converter error: {(text[0] if text else type(exc).__name__)[:400]}")
+        report({"stage": "converted", "outcome": outcome})
+        outcomes.append(outcome)
+    return outcomes

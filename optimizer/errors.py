@@ -1,0 +1,58 @@
+"""One error hierarchy for the whole tool, and the one table that turns errors into user words.
+
+The CLI and the app both call :func:`user_message`; no traceback ever reaches a user.
+"""
+
+from __future__ import annotations
+
+
+class OptimizerError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class InputRejected(OptimizerError):
+    """An upload (model or data) was refused before anything ran."""
+
+
+class ModelRejected(InputRejected):
+    """The model file is unsafe, unreadable or of an unsupported kind."""
+
+
+class DataRejected(InputRejected):
+    """The data file is unsafe, unreadable or does not fit the model."""
+
+
+class UnsafeArchive(InputRejected):
+    """A zip upload has entries that could escape the job folder or exhaust memory/disk."""
+
+
+class InvalidOption(OptimizerError):
+    """A variant spec or run option has a value outside its allowed range."""
+
+
+class VariantFailed(OptimizerError):
+    """One variant could not be produced or measured; the run goes on without it."""
+
+
+class WorkerFailed(OptimizerError):
+    """A child process crashed, ran out of memory or time; the caller lives on."""
+
+
+_TITLES: dict[type[OptimizerError], str] = {
+    ModelRejected: "Model refused",
+    DataRejected: "Data refused",
+    UnsafeArchive: "Archive refused",
+    InvalidOption: "Invalid option",
+    VariantFailed: "Variant failed",
+    WorkerFailed: "Worker failed",
+    InputRejected: "Input refused",
+    OptimizerError: "Error",
+}
+
+
+def user_message(error: BaseException) -> str:
+    """One line for a user: a title for the kind of error, then what was expected and found."""
+    for kind in type(error).__mro__:
+        if kind in _TITLES:
+            return f"{_TITLES[kind]}: {error}"  # type: ignore[index]
+    return f"Unexpected error ({type(error).__name__}): {error}"

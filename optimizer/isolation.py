@@ -1,0 +1,170 @@
+"""Run one task of :mod:`optimizer.worker` in a child process with a memory limit and a timeout.
+
+Parsing, converting or running an uploaded model can crash or hang the runtime (see stack notes), so it
+never happens in the caller's process. The child gets its own session (its whole group is killed on
+timeout or cancel), ``RLIMIT_AS`` for memory, and reports progress and its result as JSON lines on a
+dedicated pipe, so runtime chatter on stdout/stderr cannot corrupt the protocol.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from optimizer.errors import OptimizerError, WorkerFailed
+
+ProgressCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class WorkerLimits:
+    memory_bytes: int = 8 * 1024**3
+    timeout_s: float = 1800.0
+
+
+DEFAULT_LIMITS = WorkerLimits()
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env["CUDA_VISIBLE_DEVICES"] = "-1"  # there is no GPU; skip the probing noise
+    env["PYTHONUNBUFFERED"] = "1"
+    project_root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = project_root + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _reader(stream: Any, sink: queue.Queue[dict[str, Any] | None]) -> None:
+    for line in stream:
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            sink.put(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    sink.put(None)
+
+
+def _describe_exit(task: str, returncode: int, log_tail: str, limits: WorkerLimits) -> str:
+    memory_gib = limits.memory_bytes / 1024**3
+    if any(marker in log_tail for marker in ("MemoryError", "bad_alloc", "Cannot allocate memory", "OOM")):
+        return f"the {task} worker ran out of memory (limit {memory_gib:.1f} GiB)"
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"the {task} worker crashed ({name}); the runtime could not handle this model"
+    return f"the {task} worker exited with code {returncode} without a result"
+
+
+def run_task(
+    task: str,
+    payload: dict[str, Any],
+    *,
+    workdir: Path,
+    limits: WorkerLimits = DEFAULT_LIMITS,
+    on_progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> Any:
+    """Run ``task`` in a fresh child process and return its JSON result.
+
+    Raises the child's :class:`OptimizerError` (same class, same message) when the task refused its input,
+    and :class:`WorkerFailed` when the child crashed, ran out of memory or time, or was cancelled.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    read_fd, write_fd = os.pipe()
+    log_path = workdir / f"worker-{task}.log"
+    command = [sys.executable, "-m", "optimizer.worker", task, str(write_fd), str(limits.memory_bytes)]
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=log,
+            stderr=log,
+            cwd=workdir,
+            env=_child_env(),
+            pass_fds=(write_fd,),
+            start_new_session=True,
+        )
+    os.close(write_fd)
+    events: queue.Queue[dict[str, Any] | None] = queue.Queue()
+    reader = threading.Thread(
+        target=_reader, args=(os.fdopen(read_fd, "r", encoding="utf-8"), events), daemon=True
+    )
+    reader.start()
+    assert process.stdin is not None
+    try:
+        process.stdin.write(json.dumps(payload).encode())
+        process.stdin.close()
+    except BrokenPipeError:
+        pass
+
+    deadline = time.monotonic() + limits.timeout_s
+    outcome: dict[str, Any] | None = None
+    try:
+        while True:
+            if cancel is not None and cancel.is_set():
+                raise WorkerFailed(f"the {task} worker was cancelled")
+            if time.monotonic() > deadline:
+                raise WorkerFailed(f"the {task} worker took longer than the {limits.timeout_s:.0f} s limit")
+            try:
+                event = events.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if event is None:
+                break
+            if event.get("type") == "progress":
+                if on_progress is not None:
+                    on_progress(event)
+            elif event.get("type") in ("result", "error"):
+                outcome = event
+        process.wait(timeout=max(1.0, deadline - time.monotonic()))
+    except (WorkerFailed, subprocess.TimeoutExpired) as exc:
+        _kill_group(process)
+        if isinstance(exc, subprocess.TimeoutExpired):
+            raise WorkerFailed(f"the {task} worker did not exit after reporting") from None
+        raise
+    finally:
+        if process.poll() is None:
+            _kill_group(process)
+
+    if outcome is not None and outcome["type"] == "result":
+        return outcome.get("value")
+    if outcome is not None and outcome["type"] == "error":
+        raise _rebuild_error(outcome)
+    tail = log_path.read_text(errors="replace")[-4000:] if log_path.exists() else ""
+    raise WorkerFailed(_describe_exit(task, process.returncode, tail, limits))
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def _rebuild_error(event: dict[str, Any]) -> OptimizerError:
+    from optimizer import errors
+
+    kind = getattr(errors, str(event.get("error_class")), None)
+    message = str(event.get("message", "unknown error"))
+    if isinstance(kind, type) and issubclass(kind, OptimizerError):
+        return kind(message)
+    return WorkerFailed(message)

@@ -1,0 +1,97 @@
+"""Size and latency measurements. The benchmark runs in a worker that imports LiteRT but never TensorFlow.
+
+Latency: interpreter init, first invoke (XNNPACK packs weights then), warm-up, then timed runs reported as
+percentiles with the runtime, its version, the thread count and the CPU beside every figure.
+"""
+
+from __future__ import annotations
+
+import gzip
+import platform
+import resource
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def file_sizes(path: Path) -> dict[str, int]:
+    """Bytes on disk and gzip -9 bytes: pruning and clustering only show in the compressed size."""
+    data = path.read_bytes()
+    return {"size_bytes": len(data), "gzip_bytes": len(gzip.compress(data, compresslevel=9, mtime=0))}
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def latency_stats(timings_ms: list[float]) -> dict[str, float]:
+    return {
+        "latency_ms_p50": statistics.median(timings_ms),
+        "latency_ms_p95": percentile(timings_ms, 95),
+        "latency_ms_min": min(timings_ms),
+        "latency_ms_mean": statistics.fmean(timings_ms),
+        "latency_ms_std": statistics.pstdev(timings_ms),
+    }
+
+
+def benchmark(path: Path, sample: np.ndarray | None, threads: int = 1, warmup_runs: int = 10,
+              timed_runs: int = 50) -> dict[str, Any]:
+    """Time one model in this process; call it only in a fresh process so memory figures are its own."""
+    from optimizer.runtime import RUNTIME_NAME, load_interpreter, quantize_input, runtime_version
+
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    interpreter = load_interpreter(path, threads)
+    init_ms = (time.perf_counter() - started) * 1e3
+    detail = interpreter.get_input_details()[0]
+    shape = [int(d) for d in detail["shape"]]
+    if sample is None:
+        sample = np.random.default_rng(0).uniform(0, 1, size=shape).astype(np.float32)
+    interpreter.set_tensor(detail["index"], quantize_input(sample.reshape(shape), detail))
+    started = time.perf_counter()
+    interpreter.invoke()
+    first_ms = (time.perf_counter() - started) * 1e3
+    for _ in range(warmup_runs):
+        interpreter.invoke()
+    timings = []
+    for _ in range(timed_runs):
+        started = time.perf_counter_ns()
+        interpreter.invoke()
+        timings.append((time.perf_counter_ns() - started) / 1e6)
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "latency_ms_init": init_ms,
+        "latency_ms_first": first_ms,
+        **latency_stats(timings),
+        "latency_runs": timed_runs,
+        "warmup_runs": warmup_runs,
+        "timings_ms": timings,
+        "memory_peak_bytes": peak_kib * 1024,
+        "memory_model_bytes": max(0, peak_kib - rss_before) * 1024,
+        "runtime": RUNTIME_NAME,
+        "runtime_version": runtime_version(),
+        "threads": threads,
+        "xnnpack": True,
+        "cpu": cpu_name(),
+    }
+
+
+def benchmark_task(payload: dict[str, Any], report: Any) -> dict[str, Any]:
+    sample = None
+    if payload.get("sample_path"):
+        sample = np.load(payload["sample_path"], allow_pickle=False)[:1].astype(np.float32)
+    return benchmark(Path(payload["model_path"]), sample, int(payload.get("threads", 1)),
+                     int(payload.get("warmup_runs", 10)), int(payload.get("timed_runs", 50)))

@@ -1,0 +1,13 @@
+"""Where the bundled sample models and data live, so the app and CLI open them by default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_models"
+DEFAULT_MODEL = SAMPLE_DIR / "digits_cnn.keras"
+DEFAULT_DATA = SAMPLE_DIR / "digits.npz"
+SAMPLES = {
+    "Digits CNN (8x8 images, 10 classes)": (SAMPLE_DIR / "digits_cnn.keras", SAMPLE_DIR / "digits.npz"),
+    "Breast-cancer MLP (30 features, 2 classes)": (SAMPLE_DIR / "cancer_mlp.keras", SAMPLE_DIR / "cancer.npz"),
+}

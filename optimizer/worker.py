@@ -1,0 +1,69 @@
+"""Child-process entry point: ``python -m optimizer.worker TASK EVENT_FD MEMORY_BYTES``.
+
+Sets its own resource limits first, reads the JSON payload from stdin, runs the task and writes JSON lines
+(progress, then one result or error) to the event pipe. Tasks are imported lazily, so a benchmark child
+never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import resource
+import sys
+import traceback
+from typing import Any
+
+TASKS: dict[str, str] = {
+    "inspect": "optimizer.intake:inspect_task",
+    "convert": "optimizer.convert:convert_task",
+    "evaluate": "optimizer.evaluate:evaluate_task",
+    "benchmark": "optimizer.measure:benchmark_task",
+}
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    return (f"{type(exc).__name__}: {first}" if first else type(exc).__name__)[:600]
+
+
+def main(argv: list[str]) -> int:
+    task, event_fd, memory_bytes = argv[0], int(argv[1]), int(argv[2])
+    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    events = open(event_fd, "w", encoding="utf-8", buffering=1)
+
+    def emit(event: dict[str, Any]) -> None:
+        events.write(json.dumps(event, default=str) + "\n")
+        events.flush()
+
+    def report(progress: dict[str, Any]) -> None:
+        emit({"type": "progress", **progress})
+
+    from optimizer.errors import OptimizerError
+
+    try:
+        if task not in TASKS:
+            raise OptimizerError(f"unknown worker task {task!r}; expected one of {', '.join(TASKS)}")
+        module_name, function_name = TASKS[task].split(":")
+        function = getattr(importlib.import_module(module_name), function_name)
+        payload = json.loads(sys.stdin.read() or "{}")
+        result = function(payload, report)
+        emit({"type": "result", "value": result})
+        return 0
+    except OptimizerError as exc:
+        emit({"type": "error", "error_class": type(exc).__name__, "message": str(exc)})
+        return 0
+    except MemoryError:
+        emit({"type": "error", "error_class": "WorkerFailed",
+              "message": f"the {task} worker ran out of memory (limit {memory_bytes / 1024**3:.1f} GiB)"})
+        return 0
+    except Exception as exc:  # noqa: BLE001 - any runtime failure becomes the job's error, never a crash
+        traceback.print_exc()
+        emit({"type": "error", "error_class": "WorkerFailed", "message": _short(exc)})
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
