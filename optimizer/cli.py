@@ -41,7 +41,7 @@ def _fail(error: BaseException) -> None:
 
 @app.command()
 def run(
-    model: Annotated[Path, typer.Argument(help="Model: .keras, .h5, SavedModel .zip or float .tflite.")] = DEFAULT_MODEL,
+    model: Annotated[Path, typer.Argument(help="Model: .keras, .h5, SavedModel .zip, float .tflite.")] = DEFAULT_MODEL,
     data: Annotated[Path | None, typer.Option(help=".npz, .npy, .csv or image .zip; split deterministically.")] = None,
     labels: Annotated[Path | None, typer.Option(help="Labels .npy when --data is an inputs .npy.")] = None,
     calib: Annotated[Path | None, typer.Option(help="Separate calibration data (with --eval).")] = None,

@@ -135,9 +135,9 @@ def _load_image_zip(path: Path, input_shape: list[int | None]) -> Arrays:
         for label, name in enumerate(classes):
             for member in sorted(by_class[name], key=lambda m: m.orig_filename):
                 try:
-                    with Image.open(io.BytesIO(archive.read(member))) as image:
-                        image = image.convert("L" if channels == 1 else "RGB").resize((width, height))
-                        xs.append(np.asarray(image, dtype=np.float32).reshape(height, width, channels) / 255.0)
+                    with Image.open(io.BytesIO(archive.read(member))) as opened:
+                        pixels = opened.convert("L" if channels == 1 else "RGB").resize((width, height))
+                        xs.append(np.asarray(pixels, dtype=np.float32).reshape(height, width, channels) / 255.0)
                 except Exception as exc:  # noqa: BLE001 - PIL raises many types, incl. DecompressionBombError
                     raise DataRejected(f"{path.name}: expected a readable image at {member.orig_filename!r}; "
                                        f"{type(exc).__name__}") from None
@@ -178,7 +178,8 @@ def fit_to_input(x: np.ndarray, input_shape: list[int | None], name: str) -> tup
         x = x[..., np.newaxis]
         notes.append("added a trailing channel axis of size 1")
     sample_shape = x.shape[1:]
-    fits = len(sample_shape) == len(expected) and all(e is None or e == s for e, s in zip(expected, sample_shape))
+    fits = len(sample_shape) == len(expected) and all(
+        e is None or e == s for e, s in zip(expected, sample_shape, strict=True))
     if not fits:
         shown = tuple("any" if e is None else e for e in expected)
         raise DataRejected(f"{name}: expected samples of shape {shown} (the model input); found {sample_shape}")

@@ -77,8 +77,54 @@ def _find_saved_model_dir(root: Path) -> Path:
     return candidates[0]
 
 
+def _function_names(node: Any) -> set[str]:
+    """Function names a node calls through its attributes (PartitionedCall, If, While, ...)."""
+    names = set()
+    for value in node.attr.values():
+        if value.HasField("func"):
+            names.add(value.func.name)
+        names.update(f.name for f in value.list.func)
+    return names
+
+
+def signature_ops(graph: Any) -> set[str]:
+    """Every op reachable from the graph's signatures, following calls into library functions.
+
+    The saver/restore ops every SavedModel carries are not reachable from a signature, so they do not
+    count; a ReadFile hidden in a serving function does.
+    """
+    by_name = {node.name: node for node in graph.graph_def.node}
+    library = {f.signature.name: f for f in graph.graph_def.library.function}
+    pending = [info.name.split(":")[0].lstrip("^")
+               for signature in graph.signature_def.values() for info in signature.outputs.values()]
+    seen_nodes: set[str] = set()
+    seen_functions: set[str] = set()
+    ops: set[str] = set()
+    functions: list[str] = []
+    while pending:
+        name = pending.pop()
+        if name in seen_nodes or name not in by_name:
+            continue
+        seen_nodes.add(name)
+        node = by_name[name]
+        ops.add(node.op)
+        functions.extend(_function_names(node))
+        pending.extend(i.split(":")[0].lstrip("^") for i in node.input)
+    while functions:
+        fname = functions.pop()
+        if fname in seen_functions or fname not in library:
+            continue
+        seen_functions.add(fname)
+        for node in library[fname].node_def:
+            ops.add(node.op)
+            functions.extend(_function_names(node))
+            if node.op in library:  # a direct call to a library function
+                functions.append(node.op)
+    return ops
+
+
 def audit_saved_model(directory: Path) -> None:
-    """Refuse SavedModels whose assets point outside their folder or whose graphs touch files or run Python."""
+    """Refuse SavedModels whose assets point outside their folder or whose signatures touch files or run Python."""
     from tensorflow.core.protobuf import saved_model_pb2
 
     proto = saved_model_pb2.SavedModel()
@@ -91,13 +137,10 @@ def audit_saved_model(directory: Path) -> None:
             name = asset.filename
             if name.startswith("/") or ".." in Path(name).parts:
                 raise ModelRejected(f"SavedModel .zip: asset paths must stay in the model folder; found {name!r}")
-        nodes = list(graph.graph_def.node)
-        for function in graph.graph_def.library.function:
-            nodes.extend(function.node_def)
-        bad = sorted({node.op for node in nodes if node.op in _FORBIDDEN_OPS})
+        bad = sorted(signature_ops(graph) & _FORBIDDEN_OPS)
         if bad:
             raise ModelRejected(
-                f"SavedModel .zip: expected a pure inference graph; found file/Python ops {', '.join(bad)}"
+                f"SavedModel .zip: expected a pure inference graph; its signatures run file/Python ops {', '.join(bad)}"
             )
 
 

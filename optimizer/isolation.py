@@ -8,6 +8,7 @@ dedicated pipe, so runtime chatter on stdout/stderr cannot corrupt the protocol.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -150,14 +151,10 @@ def run_task(
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        pass
 
 
 def _rebuild_error(event: dict[str, Any]) -> OptimizerError:

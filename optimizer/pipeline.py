@@ -20,7 +20,7 @@ import pandas as pd
 from optimizer.data import prepare_data
 from optimizer.errors import InvalidOption, OptimizerError, WorkerFailed
 from optimizer.evaluate import Task, infer_task
-from optimizer.intake import check_model_file, file_sha256
+from optimizer.intake import check_model_file
 from optimizer.isolation import DEFAULT_LIMITS, WorkerLimits, run_task
 from optimizer.measure import cpu_name, file_sizes
 from optimizer.results import package_versions, save_results, to_frame
@@ -76,7 +76,7 @@ def _convert_all(specs: list[VariantSpec], payload: dict[str, Any], workdir: Pat
     while remaining:
         current: dict[str, str] = {}
 
-        def on_event(event: dict[str, Any]) -> None:
+        def on_event(event: dict[str, Any], current: dict[str, str] = current) -> None:
             if event.get("stage") == "converted":
                 outcome = event["outcome"]
                 outcomes[outcome["name"]] = outcome

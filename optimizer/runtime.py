@@ -16,8 +16,8 @@ from ai_edge_litert import interpreter as litert
 from optimizer.errors import ModelRejected
 
 RUNTIME_NAME = "ai_edge_litert"
-# Ops that only move between integer and float at the model's edge; they are not "float compute".
-_BOUNDARY_OPS = {"QUANTIZE", "DEQUANTIZE"}
+# Ops that only move between integer and float at the model's edge (or read a shape): not "float compute".
+_BOUNDARY_OPS = {"QUANTIZE", "DEQUANTIZE", "SHAPE"}  # SHAPE reads only metadata
 _FLOAT_DTYPES = {"float32", "float16", "float64"}
 
 
@@ -118,7 +118,8 @@ def audit_ops(path: Path) -> OpAudit:
         counts[name] += 1
         used = [int(i) for i in list(op["inputs"]) + list(op["outputs"]) if int(i) >= 0]
         act = {dtype_of[i] for i in used if i in activations and i in dtype_of}
-        weights = {dtype_of[i] for i in op["inputs"] if int(i) >= 0 and int(i) not in activations and int(i) in dtype_of}
+        constants = [int(i) for i in op["inputs"] if int(i) >= 0 and int(i) not in activations]
+        weights = {dtype_of[i] for i in constants if i in dtype_of}
         activation_dtypes |= act
         weight_dtypes |= weights
         if name not in _BOUNDARY_OPS and act & _FLOAT_DTYPES:

@@ -32,7 +32,7 @@ def main(argv: list[str]) -> int:
     task, event_fd, memory_bytes = argv[0], int(argv[1]), int(argv[2])
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    events = open(event_fd, "w", encoding="utf-8", buffering=1)
+    events = open(event_fd, "w", encoding="utf-8", buffering=1)  # noqa: SIM115 - lives as long as the process
 
     def emit(event: dict[str, Any]) -> None:
         events.write(json.dumps(event, default=str) + "\n")

@@ -1,0 +1,42 @@
+# Two commands a new user needs: `make run` (install + start the app) and `make test` (install + whole suite).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8501
+
+.PHONY: run test lint install install-dev samples benchmark clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.stamp-runtime: requirements.txt | $(PY)
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.stamp-dev: requirements-dev.txt requirements.txt | $(PY)
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@ $(VENV)/.stamp-runtime
+
+install: $(VENV)/.stamp-runtime
+
+install-dev: $(VENV)/.stamp-dev
+
+run: install
+	$(PY) -m streamlit run app.py --server.port $(PORT)
+
+test: install-dev
+	$(PY) -m pytest
+
+lint: install-dev
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+samples: install
+	$(PY) sample_models/build_samples.py
+
+benchmark: install
+	$(PY) benchmarks/bench_default_run.py
+
+clean:
+	rm -rf out runs .pytest_cache .ruff_cache .mypy_cache
