@@ -60,7 +60,9 @@ def _reader(stream: Any, sink: queue.Queue[dict[str, Any] | None]) -> None:
 
 def _describe_exit(task: str, returncode: int, log_tail: str, limits: WorkerLimits) -> str:
     memory_gib = limits.memory_bytes / 1024**3
-    if any(marker in log_tail for marker in ("MemoryError", "bad_alloc", "Cannot allocate memory", "OOM")):
+    from optimizer.worker import MEMORY_MARKERS
+
+    if any(marker in log_tail for marker in MEMORY_MARKERS):
         return f"the {task} worker ran out of memory (limit {memory_gib:.1f} GiB)"
     if returncode < 0:
         try:

@@ -22,6 +22,10 @@ TASKS: dict[str, str] = {
 }
 
 
+# How an allocation refused by RLIMIT_AS surfaces when it is not a clean MemoryError.
+MEMORY_MARKERS = ("failed to map segment", "Cannot allocate memory", "bad_alloc", "MemoryError")
+
+
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     first = text[0] if text else ""
@@ -55,13 +59,12 @@ def main(argv: list[str]) -> int:
     except OptimizerError as exc:
         emit({"type": "error", "error_class": type(exc).__name__, "message": str(exc)})
         return 0
-    except MemoryError:
-        emit({"type": "error", "error_class": "WorkerFailed",
-              "message": f"the {task} worker ran out of memory (limit {memory_bytes / 1024**3:.1f} GiB)"})
-        return 0
     except Exception as exc:  # noqa: BLE001 - any runtime failure becomes the job's error, never a crash
         traceback.print_exc()
-        emit({"type": "error", "error_class": "WorkerFailed", "message": _short(exc)})
+        message = _short(exc)
+        if isinstance(exc, MemoryError) or any(marker in str(exc) for marker in MEMORY_MARKERS):
+            message = f"the {task} worker ran out of memory (limit {memory_bytes / 1024**3:.1f} GiB)"
+        emit({"type": "error", "error_class": "WorkerFailed", "message": message})
         return 0
 
 

@@ -1,0 +1,84 @@
+"""The CLI as a script would call it: real subprocesses, exit codes, stdout formats, stderr reasons."""
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from tests.conftest import CANCER_DATA, CANCER_MODEL, DIGITS_MODEL
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "optimizer", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_run_writes_tflite_files_and_csv(tmp_path):
+    result = _cli("run", str(CANCER_MODEL), "--data", str(CANCER_DATA), "--variants", "int8_io,float16",
+                  "--out", str(tmp_path), "--format", "csv", "--warmup", "2")
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(io.StringIO(result.stdout))
+    assert list(table["variant"]) == ["float32", "int8_io", "float16"]
+    assert (table["status"] == "ok").all()
+    assert table["accuracy"].min() > 0.9
+    assert sorted(p.name for p in (tmp_path / "variants").iterdir()) == ["float16.tflite", "float32.tflite",
+                                                                       "int8_io.tflite"]
+    assert (tmp_path / "results.csv").is_file() and (tmp_path / "manifest.json").is_file()
+
+
+def test_separate_calibration_and_evaluation_files_and_json(tmp_path):
+    data = np.load(CANCER_DATA)
+    np.save(tmp_path / "calib.npy", data["x_calib"])
+    np.savez(tmp_path / "eval.npz", x=data["x_eval"], y=data["y_eval"])
+    result = _cli("run", str(CANCER_MODEL), "--calib", str(tmp_path / "calib.npy"), "--eval",
+                  str(tmp_path / "eval.npz"), "--variants", "int8", "--out", str(tmp_path / "o"), "--format",
+                  "json", "--warmup", "2")
+    assert result.returncode == 0, result.stderr
+    saved = json.loads(result.stdout)
+    assert saved["manifest"]["data"]["split"] == "separate files"
+    assert saved["manifest"]["data"]["eval_samples"] == len(data["x_eval"])
+    assert [r["status"] for r in saved["rows"]] == ["ok", "ok"]
+
+
+def test_skipped_variants_still_exit_zero(tmp_path):
+    result = _cli("run", str(CANCER_MODEL), "--no-data", "--variants", "int8,float16", "--out", str(tmp_path),
+                  "--warmup", "1")
+    assert result.returncode == 0, result.stderr
+    assert "skipped" in result.stdout and "needs calibration data" in result.stdout
+
+
+def test_refused_model_is_exit_2_with_one_line(tmp_path):
+    bad = tmp_path / "broken.tflite"
+    bad.write_bytes(b"garbage that is not a flatbuffer")
+    result = _cli("run", str(bad), "--out", str(tmp_path / "o"))
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("Model refused: broken.tflite: expected a TensorFlow Lite flatbuffer")
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_options_and_missing_files_are_exit_2(tmp_path):
+    result = _cli("run", str(DIGITS_MODEL), "--variants", "float8", "--out", str(tmp_path))
+    assert result.returncode == 2 and "Invalid option: variant kind: expected one of" in result.stderr
+    result = _cli("run", str(DIGITS_MODEL), "--runs", "5", "--out", str(tmp_path))
+    assert result.returncode == 2 and "timed_runs: expected at least 50" in result.stderr
+    result = _cli("run", str(tmp_path / "missing.keras"), "--out", str(tmp_path))
+    assert result.returncode == 2 and "found nothing at" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_inspect_prints_the_summary(tmp_path):
+    result = _cli("inspect", str(DIGITS_MODEL), "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["inputs"][0]["shape"] == [None, 8, 8, 1]
+    assert summary["outputs"][0]["shape"] == [None, 10]
+    assert summary["parameter_count"] == 85066
+    assert [layer["type"] for layer in summary["layers"]][:2] == ["Conv2D", "Conv2D"]

@@ -1,0 +1,44 @@
+"""Shared fixtures: one real run of every post-training variant on the sample CNN, reused by many tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
+
+from optimizer.paths import SAMPLE_DIR  # noqa: E402
+from optimizer.pipeline import RunOptions, RunResult, run_comparison  # noqa: E402
+
+DIGITS_MODEL = SAMPLE_DIR / "digits_cnn.keras"
+DIGITS_DATA = SAMPLE_DIR / "digits.npz"
+CANCER_MODEL = SAMPLE_DIR / "cancer_mlp.keras"
+CANCER_DATA = SAMPLE_DIR / "cancer.npz"
+
+
+def rows_by_name(result: RunResult) -> dict[str, dict]:
+    return {row["variant"]: row for row in result.rows}
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory: pytest.TempPathFactory) -> RunResult:
+    """Every post-training kind on the sample CNN with its own calibration/evaluation split."""
+    return run_comparison(DIGITS_MODEL, tmp_path_factory.mktemp("digits_run"), data=DIGITS_DATA,
+                          options=RunOptions(timed_runs=50, warmup_runs=5))
+
+
+@pytest.fixture(scope="session")
+def digits_float_tflite(digits_run: RunResult) -> Path:
+    path = digits_run.out_dir / rows_by_name(digits_run)["float32"]["path"]
+    assert path.is_file()
+    return path
+
+
+@pytest.fixture()
+def hostile_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "uploads"
+    folder.mkdir()
+    return folder

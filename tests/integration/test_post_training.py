@@ -1,0 +1,91 @@
+"""Real TensorFlow conversions and LiteRT measurements on the sample CNN (one shared run)."""
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from optimizer.runtime import audit_ops, predict
+from optimizer.variants import VariantKind
+from tests.conftest import DIGITS_DATA, rows_by_name
+
+
+def test_every_post_training_kind_succeeds(digits_run):
+    rows = rows_by_name(digits_run)
+    expected = [k.value for k in (VariantKind.FLOAT32, VariantKind.FLOAT16, VariantKind.DYNAMIC_RANGE,
+                                  VariantKind.INT8, VariantKind.INT8_IO, VariantKind.INT16X8)]
+    assert list(rows) == expected
+    for name, row in rows.items():
+        assert row["status"] == "ok", (name, row["error"])
+        assert (digits_run.out_dir / row["path"]).is_file()
+
+
+def test_sizes_against_float32(digits_run):
+    rows = rows_by_name(digits_run)
+    float_size = rows["float32"]["size_bytes"]
+    for name in ("float32", "float16", "int8"):
+        assert rows[name]["size_bytes"] == (digits_run.out_dir / rows[name]["path"]).stat().st_size
+    assert rows["int8"]["size_bytes"] <= 0.35 * float_size
+    assert rows["int8_io"]["size_bytes"] <= 0.35 * float_size
+    assert 0.45 <= rows["float16"]["size_bytes"] / float_size <= 0.55
+    assert rows["float16"]["size_ratio"] == rows["float16"]["size_bytes"] / float_size
+    assert all(0 < r["gzip_bytes"] < r["size_bytes"] for r in rows.values())
+
+
+def test_accuracy_of_quantized_variants(digits_run):
+    rows = rows_by_name(digits_run)
+    float_accuracy = rows["float32"]["accuracy"]
+    assert float_accuracy > 0.9
+    for name in ("int8", "int8_io"):
+        assert abs(rows[name]["accuracy"] - float_accuracy) <= 0.02, name
+    for name in ("float16", "dynamic_range", "int16x8"):
+        assert rows[name]["metric"] == "accuracy"
+        assert abs(rows[name]["accuracy"] - float_accuracy) <= 0.02, name
+
+
+def test_accuracy_matches_an_independent_evaluation(digits_run):
+    """The accuracy shown is what anyone gets by running the file on the evaluation split."""
+    data = np.load(DIGITS_DATA)
+    row = rows_by_name(digits_run)["int8_io"]
+    outputs = predict(digits_run.out_dir / row["path"], data["x_eval"])
+    assert np.mean(outputs.argmax(axis=1) == data["y_eval"]) == row["accuracy"]
+
+
+def test_op_audit_of_int8_io_is_integer_only(digits_run):
+    rows = rows_by_name(digits_run)
+    row = rows["int8_io"]
+    assert row["integer_only"] is True and row["float_compute_ops"] == []
+    assert row["input_dtypes"] == ["int8"] and row["output_dtypes"] == ["int8"]
+    audit = audit_ops(digits_run.out_dir / row["path"])
+    assert not {"float32"} & set(audit.activation_dtypes)
+    assert "CONV_2D" in audit.op_counts and "DELEGATE" not in audit.op_counts
+    assert rows["float32"]["integer_only"] is False
+    assert rows["dynamic_range"]["integer_only"] is False  # float compute with int8 weights
+    assert rows["int8"]["input_dtypes"] == ["float32"] and rows["int8"]["integer_only"] is True
+
+
+def test_fidelity_and_latency_fields(digits_run):
+    rows = rows_by_name(digits_run)
+    for name, row in rows.items():
+        assert row["latency_runs"] >= 50 and len(row["timings_ms"]) == row["latency_runs"]
+        assert row["latency_ms_min"] <= row["latency_ms_p50"] <= row["latency_ms_p95"]
+        assert row["runtime"] == "ai_edge_litert" and row["runtime_version"] and row["threads"] == 1
+        assert row["memory_peak_bytes"] > 10 * 1024**2 and row["cpu"]
+        assert row["latency_ms_init"] > 0 and row["latency_ms_first"] > 0
+        if name != "float32":
+            assert row["fidelity_inputs"] == "evaluation"
+            assert 0.95 <= row["fidelity_top1_agreement"] <= 1.0
+            assert row["fidelity_snr_db"] > 15
+    assert rows["float16"]["fidelity_snr_db"] > rows["int8"]["fidelity_snr_db"]
+
+
+def test_results_saved_as_csv_json_and_manifest(digits_run):
+    table = pd.read_csv(digits_run.files["csv"])
+    assert list(table["variant"]) == [r["variant"] for r in digits_run.rows]
+    assert {"size_bytes", "gzip_bytes", "latency_ms_p50", "status", "error", "accuracy"} <= set(table.columns)
+    saved = json.loads(digits_run.files["json"].read_text())
+    manifest = saved["manifest"]
+    assert manifest["versions"]["tensorflow"] == "2.21.0" and manifest["versions"]["ai-edge-litert"]
+    assert manifest["data"]["dataset_sha256"] and manifest["data"]["split"] == "given in file"
+    assert manifest["threads"] == 1 and manifest["cpu"] and manifest["seeds"]["split"] == 0
+    assert manifest["model"]["parameter_count"] > 50_000

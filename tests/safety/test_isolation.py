@@ -1,0 +1,67 @@
+"""A worker that crashes, runs out of memory or hangs fails its own job; the caller runs the next one."""
+
+import os
+import signal
+import threading
+
+import pytest
+
+from optimizer.errors import WorkerFailed
+from optimizer.isolation import WorkerLimits, run_task
+from optimizer.pipeline import inspect
+from tests.conftest import DIGITS_MODEL
+
+
+def _payload(tmp_path):
+    return {"model_path": str(DIGITS_MODEL), "workdir": str(tmp_path)}
+
+
+def test_killed_worker_is_reported_and_the_next_job_runs(tmp_path):
+    killer = threading.Thread(target=_kill_first_worker, daemon=True)
+    killer.start()
+    with pytest.raises(WorkerFailed, match="crashed \\(SIGKILL\\)"):
+        run_task("inspect", _payload(tmp_path), workdir=tmp_path)
+    killer.join(timeout=5)
+    assert inspect(DIGITS_MODEL, tmp_path / "next")["parameter_count"] > 50_000
+
+
+def _kill_first_worker():
+    """Find our own optimizer.worker child and SIGKILL it, as a runtime crash would."""
+    import time
+
+    deadline = time.monotonic() + 30
+    me = os.getpid()
+    while time.monotonic() < deadline:
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/stat") as handle:
+                    fields = handle.read().split()
+                with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                    cmdline = handle.read()
+            except OSError:
+                continue
+            if int(fields[3]) == me and b"optimizer.worker" in cmdline:
+                time.sleep(0.5)
+                os.kill(int(pid), signal.SIGKILL)
+                return
+        time.sleep(0.05)
+
+
+def test_memory_limit_fails_the_job_with_a_reason(tmp_path):
+    with pytest.raises(WorkerFailed, match="ran out of memory \\(limit 0.3 GiB\\)"):
+        run_task("inspect", _payload(tmp_path), workdir=tmp_path,
+                 limits=WorkerLimits(memory_bytes=300 * 1024**2, timeout_s=120))
+    assert inspect(DIGITS_MODEL, tmp_path / "next")["parameter_count"] > 50_000
+
+
+def test_timeout_kills_the_worker_group(tmp_path):
+    with pytest.raises(WorkerFailed, match="longer than the 1 s limit"):
+        run_task("inspect", _payload(tmp_path), workdir=tmp_path, limits=WorkerLimits(timeout_s=1))
+    assert inspect(DIGITS_MODEL, tmp_path / "next")["parameter_count"] > 50_000
+
+
+def test_cancel_stops_the_worker(tmp_path):
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(WorkerFailed, match="cancelled"):
+        run_task("inspect", _payload(tmp_path), workdir=tmp_path, cancel=cancel)

@@ -1,0 +1,90 @@
+import io
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from optimizer.data import check_labels, fit_to_input, prepare_data, read_data
+from optimizer.errors import DataRejected
+
+IMAGE_INPUT = [None, 8, 8, 1]
+TEN_CLASSES = [None, 10]
+
+
+def test_npz_split_is_deterministic_and_recorded(tmp_path):
+    rng = np.random.default_rng(1)
+    np.savez(tmp_path / "d.npz", x=rng.uniform(size=(40, 8, 8, 1)).astype(np.float32), y=np.arange(40) % 10)
+    first = prepare_data(tmp_path / "a", IMAGE_INPUT, TEN_CLASSES, data=tmp_path / "d.npz", seed=3)
+    second = prepare_data(tmp_path / "b", IMAGE_INPUT, TEN_CLASSES, data=tmp_path / "d.npz", seed=3)
+    assert first["split"].startswith("random permutation (seed 3): 20 calibration, 20 evaluation")
+    assert first["dataset_sha256"] == second["dataset_sha256"]
+    other = prepare_data(tmp_path / "c", IMAGE_INPUT, TEN_CLASSES, data=tmp_path / "d.npz", seed=4)
+    assert other["dataset_sha256"] != first["dataset_sha256"]
+    assert np.load(first["eval_path"]).dtype == np.float32
+
+
+def test_npy_pair_and_missing_channel_axis(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((6, 8, 8), dtype=np.float64))
+    np.save(tmp_path / "y.npy", np.array([0, 1, 2, 3, 4, 5]))
+    report = prepare_data(tmp_path / "w", IMAGE_INPUT, TEN_CLASSES, data=tmp_path / "x.npy",
+                          labels=tmp_path / "y.npy")
+    assert report["labelled"] and report["sample_shape"] == [8, 8, 1]
+    assert "added a trailing channel axis of size 1" in report["notes"]
+
+
+def test_pickled_npy_is_refused(tmp_path):
+    np.save(tmp_path / "evil.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(DataRejected, match="pickled objects"):
+        read_data(tmp_path / "evil.npy", IMAGE_INPUT)
+
+
+def test_wrong_shape_names_expected_and_found():
+    with pytest.raises(DataRejected, match=r"expected samples of shape \(8, 8, 1\).*found \(7, 7, 1\)"):
+        fit_to_input(np.zeros((3, 7, 7, 1)), IMAGE_INPUT, "d.npz")
+
+
+def test_nan_values_and_label_range_are_refused():
+    x = np.zeros((3, 8, 8, 1), dtype=np.float32)
+    x[0, 0, 0, 0] = np.nan
+    with pytest.raises(DataRejected, match="1 NaN/Inf"):
+        fit_to_input(x, IMAGE_INPUT, "d")
+    with pytest.raises(DataRejected, match=r"class labels in 0..9.*from 0 to 12"):
+        check_labels(np.array([0, 3, 12]), 3, TEN_CLASSES, "d")
+    with pytest.raises(DataRejected, match="one label per sample"):
+        check_labels(np.array([0, 1]), 3, TEN_CLASSES, "d")
+
+
+def test_csv_features_and_label_column(tmp_path):
+    (tmp_path / "t.csv").write_text("a,b,label\n1,2,0\n3,4,1\n5,6,1\n7,8,0\n")
+    report = prepare_data(tmp_path / "w", [None, 2], [None, 2], data=tmp_path / "t.csv")
+    assert report["labelled"] and report["label_classes"] == [0, 1]
+    (tmp_path / "bad.csv").write_text("a,b,label\n1,x,0\n")
+    with pytest.raises(DataRejected, match="numeric feature columns"):
+        read_data(tmp_path / "bad.csv", [None, 2])
+
+
+def test_image_zip_one_folder_per_class(tmp_path):
+    path = tmp_path / "imgs.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for cls, value in (("cat", 0), ("dog", 255)):
+            for i in range(2):
+                buffer = io.BytesIO()
+                Image.new("RGB", (16, 16), (value, value, value)).save(buffer, format="PNG")
+                archive.writestr(f"{cls}/{i}.png", buffer.getvalue())
+    arrays = read_data(path, IMAGE_INPUT)
+    assert arrays.x.shape == (4, 8, 8, 1) and arrays.classes == ["cat", "dog"]
+    assert arrays.x[:2].max() == 0.0 and arrays.x[2:].min() == 1.0
+    assert arrays.y.tolist() == [0, 0, 1, 1]
+
+
+def test_no_data_gives_synthetic_inputs_only(tmp_path):
+    report = prepare_data(tmp_path, IMAGE_INPUT, TEN_CLASSES)
+    assert report["source"] == "synthetic" and report["calibration_path"] is None
+    assert not report["labelled"] and np.load(report["eval_path"]).shape == (64, 8, 8, 1)
+
+
+def test_separate_files_need_both(tmp_path):
+    np.save(tmp_path / "c.npy", np.zeros((4, 8, 8, 1), dtype=np.float32))
+    with pytest.raises(DataRejected, match="both a calibration file and an evaluation file"):
+        prepare_data(tmp_path / "w", IMAGE_INPUT, TEN_CLASSES, calib=tmp_path / "c.npy")
