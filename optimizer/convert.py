@@ -6,7 +6,9 @@ The TensorFlow model is exported to a SavedModel once and every variant is conve
 
 from __future__ import annotations
 
+import json
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from optimizer.errors import OptimizerError, VariantFailed
-from optimizer.intake import ModelFormat, load_keras, prepare_saved_model
+from optimizer.intake import ModelFormat, load_checked
 from optimizer.variants import VariantKind, VariantSpec
 
 
@@ -122,20 +124,32 @@ def quantize_tflite(float_model: Path, kind: VariantKind, samples: np.ndarray | 
     return bytes(result.quantized_model)
 
 
-def export_once(model_path: Path, fmt: ModelFormat, workdir: Path) -> Path:
-    """A SavedModel folder to convert every variant from: the audited upload itself or one Keras export."""
-    if fmt is ModelFormat.SAVED_MODEL_ZIP:
-        return prepare_saved_model(model_path, workdir)
+def export_model(model: Any, workdir: Path) -> Path:
+    """Export a loaded Keras model once to a SavedModel; every variant is converted from it."""
     export_dir = workdir / "export"
-    if (export_dir / "saved_model.pb").exists():
-        return export_dir
-    model = load_keras(model_path)
     shutil.rmtree(export_dir, ignore_errors=True)
     try:
         model.export(str(export_dir), format="tf_saved_model", verbose=False)
     except Exception as exc:  # noqa: BLE001
         raise VariantFailed(f"exporting the model for conversion failed: {str(exc).splitlines()[0][:300]}") from None
     return export_dir
+
+
+def prepare_task(payload: dict[str, Any], report: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Load and summarise a TensorFlow model and report the summary at once (the caller checks the data
+    meanwhile), export it, then convert the share of variants the caller sends as a second message on
+    stdin (none if it closes the channel). One TensorFlow import serves inspection, export and conversion."""
+    model_path, workdir = Path(payload["model_path"]), Path(payload["workdir"])
+    summary, loaded = load_checked(model_path, workdir)
+    report({"stage": "inspected", "summary": summary})
+    report({"stage": "exporting"})
+    started = time.perf_counter()
+    export_dir = loaded if isinstance(loaded, Path) else export_model(loaded, workdir)
+    export_s = round(time.perf_counter() - started, 3)
+    report({"stage": "exported", "export_dir": str(export_dir), "export_s": export_s})
+    line = sys.stdin.readline()
+    outcomes = convert_task({**json.loads(line), "export_dir": str(export_dir)}, report) if line.strip() else []
+    return {"summary": summary, "export_dir": str(export_dir), "export_s": export_s, "outcomes": outcomes}
 
 
 def convert_one(spec: VariantSpec, fmt: ModelFormat, model_path: Path, export_dir: Path | None,
@@ -154,29 +168,20 @@ def convert_one(spec: VariantSpec, fmt: ModelFormat, model_path: Path, export_di
 
 
 def convert_task(payload: dict[str, Any], report: Callable[[dict[str, Any]], None]) -> list[dict[str, Any]]:
-    """Convert each requested variant; each outcome is reported as soon as it is known, so a crash later
-    in the same worker loses nothing already done."""
+    """Convert each requested variant from the export (or the float .tflite); each outcome is reported as
+    soon as it is known, so a crash later in the same worker loses nothing already done."""
     model_path = Path(payload["model_path"])
     fmt = ModelFormat(payload["format"])
-    workdir = Path(payload["workdir"])
+    export_dir = Path(payload["export_dir"]) if payload.get("export_dir") else None
     out_dir = Path(payload["out_dir"])
     out_dir.mkdir(parents=True, exist_ok=True)
     calib_path = payload.get("calibration_path")
     calibration = np.load(calib_path, allow_pickle=False) if calib_path else None
-    specs = [VariantSpec.from_dict(d) for d in payload["specs"]]
-
-    export_dir = None
-    export_s = 0.0
-    if fmt is not ModelFormat.TFLITE:
-        report({"stage": "exporting"})
-        started = time.perf_counter()
-        export_dir = export_once(model_path, fmt, workdir)
-        export_s = time.perf_counter() - started
     outcomes = []
-    for spec in specs:
+    for spec in (VariantSpec.from_dict(d) for d in payload["specs"]):
         report({"stage": "converting", "variant": spec.name})
         started = time.perf_counter()
-        outcome: dict[str, Any] = {"name": spec.name, "export_s": round(export_s, 3)}
+        outcome: dict[str, Any] = {"name": spec.name}
         try:
             data = convert_one(spec, fmt, model_path, export_dir, calibration)
             path = out_dir / f"{spec.name}.tflite"

@@ -201,30 +201,34 @@ def _saved_model_summary(directory: Path) -> dict[str, Any]:
             "layers": [{"name": "serving_default", "type": "signature"}]}
 
 
-def inspect_model(path: Path, workdir: Path) -> dict[str, Any]:
-    """Summary of an upload: format, inputs/outputs, parameters, layers or ops, file size and hash."""
+def load_checked(path: Path, workdir: Path) -> tuple[dict[str, Any], Any]:
+    """Check, load (safely) and summarise an upload; returns the summary and what conversion starts from:
+    the Keras model, the audited SavedModel folder, or ``None`` for a .tflite."""
     fmt = check_model_file(path)
+    loaded: Any = None
     if fmt is ModelFormat.TFLITE:
         from optimizer.runtime import describe
 
         summary = describe(path)
     elif fmt is ModelFormat.SAVED_MODEL_ZIP:
-        summary = _saved_model_summary(prepare_saved_model(path, workdir))
+        loaded = prepare_saved_model(path, workdir)
+        summary = _saved_model_summary(loaded)
     else:
-        summary = _keras_summary(load_keras(path))
+        loaded = load_keras(path)
+        summary = _keras_summary(loaded)
     if len(summary["inputs"]) != 1 or len(summary["outputs"]) != 1:
         raise ModelRejected(
             f"{path.name}: expected a model with one input and one output; found "
             f"{len(summary['inputs'])} input(s) and {len(summary['outputs'])} output(s)"
         )
-    return {
-        "file_name": path.name,
-        "format": fmt.value,
-        "source": source_of(fmt).value,
-        "file_size_bytes": path.stat().st_size,
-        "sha256": file_sha256(path),
-        **summary,
-    }
+    summary = {"file_name": path.name, "format": fmt.value, "source": source_of(fmt).value,
+               "file_size_bytes": path.stat().st_size, "sha256": file_sha256(path), **summary}
+    return summary, loaded
+
+
+def inspect_model(path: Path, workdir: Path) -> dict[str, Any]:
+    """Summary of an upload: format, inputs/outputs, parameters, layers or ops, file size and hash."""
+    return load_checked(path, workdir)[0]
 
 
 def inspect_task(payload: dict[str, Any], report: Any) -> dict[str, Any]:

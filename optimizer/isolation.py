@@ -73,6 +73,97 @@ def _describe_exit(task: str, returncode: int, log_tail: str, limits: WorkerLimi
     return f"the {task} worker exited with code {returncode} without a result"
 
 
+class Worker:
+    """One child process for one task: started early (it preloads its task's imports while the caller
+    does other work), sent its payload once, then waited on. A worker never serves a second job."""
+
+    def __init__(self, task: str, *, workdir: Path, limits: WorkerLimits = DEFAULT_LIMITS,
+                 cancel: threading.Event | None = None, log_name: str | None = None) -> None:
+        self.task = task
+        self.limits = limits
+        self.cancel = cancel
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.log_path = workdir / f"{log_name or 'worker-' + task}.log"
+        read_fd, write_fd = os.pipe()
+        command = [sys.executable, "-m", "optimizer.worker", task, str(write_fd), str(limits.memory_bytes)]
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=log, stderr=log, cwd=workdir, env=_child_env(),
+                pass_fds=(write_fd,), start_new_session=True,
+            )
+        os.close(write_fd)
+        self._events: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        threading.Thread(target=_reader, args=(os.fdopen(read_fd, "r", encoding="utf-8"), self._events),
+                         daemon=True).start()
+        self._deadline: float | None = None
+
+    def send(self, payload: dict[str, Any], more: bool = False) -> None:
+        """Give the worker its job (one JSON line); its time limit starts now. With ``more`` the channel
+        stays open for one :meth:`send_more` (a task that asks for a second message reads it then)."""
+        self._deadline = time.monotonic() + self.limits.timeout_s
+        self._write(payload, close=not more)
+
+    def send_more(self, payload: dict[str, Any]) -> None:
+        self._write(payload, close=True)
+
+    def _write(self, payload: dict[str, Any], close: bool) -> None:
+        assert self.process.stdin is not None
+        with contextlib.suppress(BrokenPipeError, ValueError):
+            self.process.stdin.write(json.dumps(payload).encode() + b"\n")
+            self.process.stdin.flush()
+            if close:
+                self.process.stdin.close()
+
+    def abort(self) -> None:
+        """Kill a worker that will not be needed (e.g. the data was refused)."""
+        _kill_group(self.process)
+
+    def wait(self, on_progress: ProgressCallback | None = None) -> Any:
+        """Stream progress to ``on_progress`` and return the task's JSON result.
+
+        Raises the child's :class:`OptimizerError` (same class, same message) when the task refused its
+        input, and :class:`WorkerFailed` when the child crashed, ran out of memory or time, or was cancelled.
+        """
+        if self._deadline is None:
+            raise RuntimeError("send() the payload before wait()")
+        task, limits, process = self.task, self.limits, self.process
+        outcome: dict[str, Any] | None = None
+        try:
+            while True:
+                if self.cancel is not None and self.cancel.is_set():
+                    raise WorkerFailed(f"the {task} worker was cancelled")
+                if time.monotonic() > self._deadline:
+                    raise WorkerFailed(f"the {task} worker took longer than the {limits.timeout_s:.0f} s limit")
+                try:
+                    event = self._events.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                if event is None:
+                    break
+                if event.get("type") == "progress":
+                    if on_progress is not None:
+                        on_progress(event)
+                elif event.get("type") in ("result", "error"):
+                    outcome = event
+            process.wait(timeout=max(1.0, self._deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            _kill_group(process)
+            raise WorkerFailed(f"the {task} worker did not exit after reporting") from None
+        except WorkerFailed:
+            _kill_group(process)
+            raise
+        finally:
+            if process.poll() is None:
+                _kill_group(process)
+
+        if outcome is not None and outcome["type"] == "result":
+            return outcome.get("value")
+        if outcome is not None and outcome["type"] == "error":
+            raise _rebuild_error(outcome)
+        tail = self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
+        raise WorkerFailed(_describe_exit(task, process.returncode, tail, limits))
+
+
 def run_task(
     task: str,
     payload: dict[str, Any],
@@ -82,74 +173,10 @@ def run_task(
     on_progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
 ) -> Any:
-    """Run ``task`` in a fresh child process and return its JSON result.
-
-    Raises the child's :class:`OptimizerError` (same class, same message) when the task refused its input,
-    and :class:`WorkerFailed` when the child crashed, ran out of memory or time, or was cancelled.
-    """
-    workdir.mkdir(parents=True, exist_ok=True)
-    read_fd, write_fd = os.pipe()
-    log_path = workdir / f"worker-{task}.log"
-    command = [sys.executable, "-m", "optimizer.worker", task, str(write_fd), str(limits.memory_bytes)]
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.PIPE,
-            stdout=log,
-            stderr=log,
-            cwd=workdir,
-            env=_child_env(),
-            pass_fds=(write_fd,),
-            start_new_session=True,
-        )
-    os.close(write_fd)
-    events: queue.Queue[dict[str, Any] | None] = queue.Queue()
-    reader = threading.Thread(
-        target=_reader, args=(os.fdopen(read_fd, "r", encoding="utf-8"), events), daemon=True
-    )
-    reader.start()
-    assert process.stdin is not None
-    try:
-        process.stdin.write(json.dumps(payload).encode())
-        process.stdin.close()
-    except BrokenPipeError:
-        pass
-
-    deadline = time.monotonic() + limits.timeout_s
-    outcome: dict[str, Any] | None = None
-    try:
-        while True:
-            if cancel is not None and cancel.is_set():
-                raise WorkerFailed(f"the {task} worker was cancelled")
-            if time.monotonic() > deadline:
-                raise WorkerFailed(f"the {task} worker took longer than the {limits.timeout_s:.0f} s limit")
-            try:
-                event = events.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            if event is None:
-                break
-            if event.get("type") == "progress":
-                if on_progress is not None:
-                    on_progress(event)
-            elif event.get("type") in ("result", "error"):
-                outcome = event
-        process.wait(timeout=max(1.0, deadline - time.monotonic()))
-    except (WorkerFailed, subprocess.TimeoutExpired) as exc:
-        _kill_group(process)
-        if isinstance(exc, subprocess.TimeoutExpired):
-            raise WorkerFailed(f"the {task} worker did not exit after reporting") from None
-        raise
-    finally:
-        if process.poll() is None:
-            _kill_group(process)
-
-    if outcome is not None and outcome["type"] == "result":
-        return outcome.get("value")
-    if outcome is not None and outcome["type"] == "error":
-        raise _rebuild_error(outcome)
-    tail = log_path.read_text(errors="replace")[-4000:] if log_path.exists() else ""
-    raise WorkerFailed(_describe_exit(task, process.returncode, tail, limits))
+    """Run ``task`` in a fresh child process and return its JSON result (see :meth:`Worker.wait`)."""
+    worker = Worker(task, workdir=workdir, limits=limits, cancel=cancel)
+    worker.send(payload)
+    return worker.wait(on_progress)
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:

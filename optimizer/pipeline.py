@@ -15,13 +15,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from optimizer.data import prepare_data
-from optimizer.errors import InvalidOption, OptimizerError, WorkerFailed
+from optimizer.errors import InvalidOption, OptimizerError, VariantFailed, WorkerFailed
 from optimizer.evaluate import Task, infer_task
-from optimizer.intake import check_model_file
-from optimizer.isolation import DEFAULT_LIMITS, WorkerLimits, run_task
+from optimizer.intake import ModelFormat, check_model_file
+from optimizer.isolation import DEFAULT_LIMITS, Worker, WorkerLimits, run_task
 from optimizer.measure import cpu_name, file_sizes
 from optimizer.results import package_versions, save_results, to_frame
 from optimizer.variants import KINDS, SourceFormat, VariantKind, VariantSpec, default_kinds
@@ -67,45 +68,203 @@ def inspect(model_path: Path, workdir: Path, limits: WorkerLimits = DEFAULT_LIMI
                     workdir=workdir, limits=limits)
 
 
-def _convert_all(specs: list[VariantSpec], payload: dict[str, Any], workdir: Path, limits: WorkerLimits,
-                 progress: ProgressCallback, cancel: threading.Event | None) -> dict[str, dict[str, Any]]:
-    """Convert in one worker (one export); if it dies, the variant it was on fails and a new worker
-    carries on with the rest."""
-    outcomes: dict[str, dict[str, Any]] = {}
-    remaining = list(specs)
-    while remaining:
-        current: dict[str, str] = {}
-
-        def on_event(event: dict[str, Any], current: dict[str, str] = current) -> None:
-            if event.get("stage") == "converted":
-                outcome = event["outcome"]
-                outcomes[outcome["name"]] = outcome
-            elif event.get("stage") == "converting":
-                current["name"] = event["variant"]
-            progress(event)
-
-        try:
-            run_task("convert", {**payload, "specs": [s.to_dict() for s in remaining]}, workdir=workdir,
-                     limits=limits, on_progress=on_event, cancel=cancel)
-        except OptimizerError as exc:
-            if cancel is not None and cancel.is_set():
-                for spec in remaining:
-                    outcomes.setdefault(spec.name, {"name": spec.name, "status": "failed", "error": "cancelled"})
-                break
-            culprit = current.get("name") or remaining[0].name
-            if culprit in outcomes:  # died after its last report: nothing to blame, stop retrying
-                culprit = next((s.name for s in remaining if s.name not in outcomes), culprit)
-            outcomes[culprit] = {"name": culprit, "status": "failed", "error": str(exc)}
-            if not isinstance(exc, WorkerFailed):  # a refusal (e.g. export failed) fails them all
-                for spec in remaining:
-                    outcomes.setdefault(spec.name, {"name": spec.name, "status": "failed", "error": str(exc)})
-        remaining = [s for s in remaining if s.name not in outcomes]
-    return outcomes
-
-
 def _base_row(spec: VariantSpec) -> dict[str, Any]:
     return {"variant": spec.name, "kind": spec.kind.value, "label": spec.info.label, "status": "ok",
             "error": None, "expected_integer_only": spec.info.expect_integer_only}
+
+
+class _Evaluator:
+    """Evaluates converted variants on background threads (one LiteRT worker each) while conversions go
+    on; float32 first, because every other variant's fidelity is measured against its outputs."""
+
+    def __init__(self, context: _RunContext, threads: int = 2) -> None:
+        self.context = context
+        self._pending: list[tuple[VariantSpec, dict[str, Any]]] = []
+        self._closed = False
+        self._reference_done = False
+        self._condition = threading.Condition()
+        self._threads = [threading.Thread(target=self._loop, name=f"evaluator-{i}", daemon=True)
+                         for i in range(threads)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, spec: VariantSpec, outcome: dict[str, Any]) -> None:
+        with self._condition:
+            self._pending.append((spec, outcome))
+            self._condition.notify_all()
+
+    def close_and_wait(self) -> None:
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
+        for thread in self._threads:
+            thread.join()
+
+    def _next(self) -> tuple[VariantSpec, dict[str, Any]] | None:
+        with self._condition:
+            while True:
+                for item in self._pending:
+                    if self._reference_done or item[0].kind is VariantKind.FLOAT32:
+                        self._pending.remove(item)
+                        return item
+                if self._closed:
+                    if not self._pending:
+                        return None
+                    self._reference_done = True  # float32 never came: evaluate the rest without it
+                    continue
+                self._condition.wait()
+
+    def _loop(self) -> None:
+        while (item := self._next()) is not None:
+            spec, outcome = item
+            try:
+                self.context.evaluate(spec, outcome)
+            finally:
+                if spec.kind is VariantKind.FLOAT32:
+                    with self._condition:
+                        self._reference_done = True
+                        self._condition.notify_all()
+
+
+@dataclass
+class _RunContext:
+    """What the stages of one run share: folders, data, options and the result rows being filled."""
+
+    out_dir: Path
+    workdir: Path
+    options: RunOptions
+    data_report: dict[str, Any]
+    task: Task | None
+    rows: dict[str, dict[str, Any]]
+    progress: ProgressCallback
+    cancel: threading.Event | None
+    reference_path: str | None = None
+
+    def evaluate(self, spec: VariantSpec, outcome: dict[str, Any]) -> None:
+        """Sizes, the op audit, accuracy and fidelity of one converted variant (in a LiteRT-only worker)."""
+        row = self.rows[spec.name]
+        if outcome.get("status") != "ok":
+            row.update(status="failed", error=outcome.get("error") or "not converted")
+            return
+        path = Path(outcome["path"])
+        out_root = self.out_dir.resolve()
+        row.update(path=str(path.relative_to(out_root)) if path.is_relative_to(out_root) else str(path),
+                   conversion_s=outcome.get("conversion_s"), **file_sizes(path))
+        outputs_path = self.workdir / "outputs" / f"{spec.name}.npy"
+        outputs_path.parent.mkdir(parents=True, exist_ok=True)
+        self.progress({"stage": "evaluating", "variant": spec.name})
+        try:
+            evaluation = run_task("evaluate", {
+                "model_path": str(path), "inputs_path": self.data_report["eval_path"],
+                "outputs_path": str(outputs_path), "threads": self.options.threads,
+                "labels_path": self.data_report["eval_labels_path"] if self.task else None,
+                "task": self.task.value if self.task else None,
+                "reference_path": self.reference_path if spec.kind is not VariantKind.FLOAT32 else None,
+            }, workdir=self.workdir, limits=self.options.limits, cancel=self.cancel)
+        except OptimizerError as exc:
+            row.update(status="failed", error=str(exc))
+            return
+        audit = evaluation.pop("audit")
+        row.update(evaluation)
+        row.update(integer_only=audit["integer_only"], float_compute_ops=audit["float_compute_ops"],
+                   input_dtypes=audit["input_dtypes"], output_dtypes=audit["output_dtypes"],
+                   op_counts=audit["op_counts"], audit=audit,
+                   fidelity_inputs="synthetic" if self.data_report["source"] == "synthetic" else "evaluation",
+                   metric="accuracy" if "accuracy" in evaluation else "mae" if "mae" in evaluation else None)
+        if spec.kind is VariantKind.FLOAT32:
+            self.reference_path = str(outputs_path)
+        if spec.info.expect_integer_only and not audit["integer_only"]:
+            row["error"] = f"sold as integer-only but computes in float: {', '.join(audit['float_compute_ops'][:8])}"
+
+    def benchmark(self, spec: VariantSpec) -> None:
+        """Latency and memory in a fresh LiteRT-only worker, run while nothing else of ours runs."""
+        row = self.rows[spec.name]
+        self.progress({"stage": "benchmarking", "variant": spec.name})
+        try:
+            row.update(run_task("benchmark", {
+                "model_path": str(self.out_dir / row["path"]), "sample_path": self.data_report["eval_path"],
+                "threads": self.options.threads, "warmup_runs": self.options.warmup_runs,
+                "timed_runs": self.options.timed_runs,
+            }, workdir=self.workdir, limits=self.options.limits, cancel=self.cancel))
+        except OptimizerError as exc:
+            row.update(status="failed", error=str(exc))
+        self.progress({"stage": "measured", "variant": spec.name, "status": row["status"]})
+
+
+class _Conversions:
+    """Tracks which variants are converted across workers; a worker that crashes fails only the variant
+    it was on, and whatever it left undone is retried in fresh workers."""
+
+    def __init__(self, context: _RunContext, payload: dict[str, Any], task: str,
+                 on_converted: Callable[[VariantSpec, dict[str, Any]], None]) -> None:
+        self.context = context
+        self.payload = payload
+        self.task = task
+        self.on_converted = on_converted
+        self.specs: dict[str, VariantSpec] = {}
+        self.done: set[str] = set()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+
+    def _finish(self, spec: VariantSpec, outcome: dict[str, Any]) -> None:
+        with self._lock:
+            if spec.name in self.done:
+                return
+            self.done.add(spec.name)
+        self.on_converted(spec, outcome)
+
+    def track(self, event: dict[str, Any], current: dict[str, str]) -> None:
+        """Handle a worker's converting/converted events (``current`` remembers what it is on)."""
+        if event.get("stage") == "converting":
+            current["name"] = event["variant"]
+        elif event.get("stage") == "converted":
+            outcome = event["outcome"]
+            self._finish(self.specs[outcome["name"]], outcome)
+
+    def fail_unfinished(self, share: list[VariantSpec], error: OptimizerError, current: dict[str, str]) -> None:
+        cancelled = self.context.cancel is not None and self.context.cancel.is_set()
+        culprits = [s for s in share if s.name not in self.done]
+        if isinstance(error, WorkerFailed) and not cancelled:  # a crash: only the variant it died on
+            culprits = [s for s in culprits if s.name == current.get("name")] or culprits[:1]
+        for spec in culprits:
+            self._finish(spec, {"name": spec.name, "status": "failed",
+                                "error": "cancelled" if cancelled else str(error)})
+
+    def run_share(self, worker: Worker, share: list[VariantSpec], export_dir: str | None) -> None:
+        self.specs.update({s.name: s for s in share})
+        current: dict[str, str] = {}
+        worker.send({**self.payload, "export_dir": export_dir, "specs": [s.to_dict() for s in share]})
+
+        def on_event(event: dict[str, Any]) -> None:
+            self.track(event, current)
+            self.context.progress(event)
+
+        try:
+            worker.wait(on_event)
+        except OptimizerError as exc:
+            self.fail_unfinished(share, exc, current)
+
+    def start_share(self, worker: Worker, share: list[VariantSpec], export_dir: str | None) -> None:
+        if not share:
+            worker.abort()
+            return
+        thread = threading.Thread(target=self.run_share, args=(worker, share, export_dir), name="convert")
+        thread.start()
+        self._threads.append(thread)
+
+    def finish(self, specs: list[VariantSpec], export_dir: str | None) -> None:
+        """Wait for the running shares, then convert what is left in fresh workers, one at a time."""
+        self.specs.update({s.name: s for s in specs})
+        while True:
+            for thread in self._threads:
+                thread.join()
+            self._threads.clear()
+            remaining = [s for s in specs if s.name not in self.done]
+            if not remaining:
+                return
+            worker = Worker(self.task, workdir=self.context.workdir, limits=self.context.options.limits,
+                            cancel=self.context.cancel)
+            self.run_share(worker, remaining, export_dir)
 
 
 def run_comparison(
@@ -121,7 +280,12 @@ def run_comparison(
     on_progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
 ) -> RunResult:
-    """Produce and measure every variant of one model; writes the .tflite files and the results to out_dir."""
+    """Produce and measure every variant of one model; writes the .tflite files and the results to out_dir.
+
+    Conversions run in workers started at once (TensorFlow loads while the model is inspected), the data
+    is checked while the model exports, evaluations overlap conversions, and latency is measured last,
+    one variant at a time, with nothing else of ours running.
+    """
     progress = on_progress or (lambda event: None)
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     wall_start = time.perf_counter()
@@ -132,96 +296,100 @@ def run_comparison(
     local_model = input_dir / model_path.name
     if model_path.resolve() != local_model.resolve():
         shutil.copyfile(model_path, local_model)
+    fmt = check_model_file(local_model)
+    limits = options.limits
 
+    tflite_source = fmt is ModelFormat.TFLITE
+    helper_task = "convert_tflite" if tflite_source else "convert"
+    # Started now so it loads TensorFlow while the model is inspected; converts half the variants.
+    helper = Worker(helper_task, workdir=workdir, limits=limits, cancel=cancel, log_name="worker-convert-helper")
+    state: dict[str, Any] = {}
+
+    def plan(summary: dict[str, Any]) -> None:
+        """Check the data against the model, decide the variants, and build the run's context."""
+        progress({"stage": "checking data"})
+        data_report = prepare_data(
+            workdir, summary["inputs"][0]["shape"], summary["outputs"][0]["shape"], data=data, labels=labels,
+            calib=calib, eval_data=eval_data, label_column=options.label_column,
+            eval_fraction=options.eval_fraction, seed=options.seed)
+        chosen = _choose_variants(specs, SourceFormat(summary["source"]))
+        task = options.task
+        if task is None and data_report["eval_labels_path"]:
+            labels_array = np.load(data_report["eval_labels_path"], allow_pickle=False)
+            task = infer_task(labels_array, summary["outputs"][0]["shape"])
+        rows = {s.name: _base_row(s) for s in chosen}
+        to_convert = []
+        for spec in chosen:
+            if SourceFormat(summary["source"]) not in spec.info.sources:
+                rows[spec.name].update(status="skipped", error=f"cannot be made from a {summary['source']} model")
+            elif spec.info.needs_calibration and not data_report["calibration_path"]:
+                rows[spec.name].update(status="skipped", error="needs calibration data; none was given")
+            else:
+                to_convert.append(spec)
+        context = _RunContext(out_dir=out_dir, workdir=workdir, options=options, data_report=data_report,
+                              task=task, rows=rows, progress=progress, cancel=cancel)
+        evaluator = _Evaluator(context)
+        payload = {"model_path": str(local_model.resolve()), "format": fmt.value,
+                   "out_dir": str((out_dir / "variants").resolve()),
+                   "calibration_path": data_report["calibration_path"]}
+        state.update(summary=summary, data_report=data_report, chosen=chosen, task=task, context=context,
+                     to_convert=to_convert, evaluator=evaluator,
+                     conversions=_Conversions(context, payload, helper_task, evaluator.submit))
+
+    export_dir: str | None = None
+    export_s = 0.0
     progress({"stage": "inspecting"})
-    summary = inspect(local_model, workdir, options.limits)
-    source = SourceFormat(summary["source"])
-    input_shape = summary["inputs"][0]["shape"]
-    output_shape = summary["outputs"][0]["shape"]
-
-    progress({"stage": "checking data"})
-    data_report = prepare_data(workdir, input_shape, output_shape, data=data, labels=labels, calib=calib,
-                               eval_data=eval_data, label_column=options.label_column,
-                               eval_fraction=options.eval_fraction, seed=options.seed)
-    labels_path = data_report["eval_labels_path"]
-    task = options.task
-    if task is None and labels_path:
-        import numpy as np
-
-        task = infer_task(np.load(labels_path, allow_pickle=False), output_shape)
-
-    specs = specs or [VariantSpec(kind) for kind in default_kinds(source)]
-    if VariantKind.FLOAT32 not in {s.kind for s in specs}:
-        specs = [VariantSpec(VariantKind.FLOAT32), *specs]
-    names = [s.name for s in specs]
-    if len(set(names)) != len(names):
-        raise InvalidOption(f"variant names must be unique; found {names}")
-    specs = sorted(specs, key=lambda s: s.kind is not VariantKind.FLOAT32)  # the reference first
-
-    rows: dict[str, dict[str, Any]] = {s.name: _base_row(s) for s in specs}
-    to_convert = []
-    for spec in specs:
-        if source not in spec.info.sources:
-            rows[spec.name].update(status="skipped", error=f"cannot be made from a {source.value} model")
-        elif spec.info.needs_calibration and not data_report["calibration_path"]:
-            rows[spec.name].update(status="skipped", error="needs calibration data; none was given")
+    try:
+        if tflite_source:
+            plan(inspect(local_model, workdir, limits))
+            state["conversions"].start_share(helper, state["to_convert"], None)
         else:
-            to_convert.append(spec)
+            preparer = Worker("prepare", workdir=workdir, limits=limits, cancel=cancel)
+            preparer.send({"model_path": str(local_model.resolve()), "workdir": str(workdir.resolve())}, more=True)
+            current: dict[str, str] = {}
 
-    variants_dir = out_dir / "variants"
-    payload = {"model_path": str(local_model.resolve()), "format": summary["format"],
-               "workdir": str(workdir.resolve()), "out_dir": str(variants_dir.resolve()),
-               "calibration_path": data_report["calibration_path"]}
-    outcomes = _convert_all(to_convert, payload, workdir, options.limits, progress, cancel)
+            def on_prepare(event: dict[str, Any]) -> None:
+                nonlocal export_dir, export_s
+                stage = event.get("stage")
+                if stage == "inspected":
+                    plan(event["summary"])  # the child exports meanwhile
+                    own_share = state["to_convert"][0::2]
+                    state["conversions"].specs.update({s.name: s for s in own_share})
+                    preparer.send_more({**state["conversions"].payload, "specs": [s.to_dict() for s in own_share]})
+                    return
+                if stage == "exported":
+                    export_dir, export_s = event["export_dir"], event["export_s"]
+                    state["conversions"].start_share(helper, state["to_convert"][1::2], export_dir)
+                elif "conversions" in state:
+                    state["conversions"].track(event, current)
+                progress(event)
 
-    outputs_dir = workdir / "outputs"
-    outputs_dir.mkdir(parents=True, exist_ok=True)
-    reference_path: str | None = None
-    total = len(to_convert)
-    for index, spec in enumerate(to_convert, start=1):
-        row = rows[spec.name]
-        outcome = outcomes.get(spec.name, {"status": "failed", "error": "not converted"})
-        if outcome["status"] != "ok":
-            row.update(status="failed", error=outcome.get("error"))
-            continue
-        path = Path(outcome["path"])
-        row.update(path=str(path.relative_to(out_dir.resolve())) if path.is_relative_to(out_dir.resolve())
-                   else str(path), conversion_s=outcome.get("conversion_s"), **file_sizes(path))
-        if cancel is not None and cancel.is_set():
-            row.update(status="failed", error="cancelled")
-            continue
-        try:
-            progress({"stage": "evaluating", "variant": spec.name, "index": index, "total": total})
-            outputs_path = outputs_dir / f"{spec.name}.npy"
-            evaluation = run_task("evaluate", {
-                "model_path": str(path), "inputs_path": data_report["eval_path"],
-                "outputs_path": str(outputs_path), "threads": options.threads,
-                "labels_path": labels_path if task else None, "task": task.value if task else None,
-                "reference_path": reference_path if spec.kind is not VariantKind.FLOAT32 else None,
-            }, workdir=workdir, limits=options.limits, cancel=cancel)
-            audit = evaluation.pop("audit")
-            row.update(evaluation)
-            row.update(integer_only=audit["integer_only"], float_compute_ops=audit["float_compute_ops"],
-                       input_dtypes=audit["input_dtypes"], output_dtypes=audit["output_dtypes"],
-                       op_counts=audit["op_counts"], audit=audit)
-            row["fidelity_inputs"] = "synthetic" if data_report["source"] == "synthetic" else "evaluation"
-            row["metric"] = "accuracy" if "accuracy" in evaluation else "mae" if "mae" in evaluation else None
-            if spec.kind is VariantKind.FLOAT32:
-                reference_path = str(outputs_path)
-            if spec.info.expect_integer_only and not audit["integer_only"]:
-                row["error"] = (f"sold as integer-only but computes in float: "
-                                f"{', '.join(audit['float_compute_ops'][:8])}")
-            progress({"stage": "benchmarking", "variant": spec.name, "index": index, "total": total})
-            row.update(run_task("benchmark", {
-                "model_path": str(path), "sample_path": data_report["eval_path"], "threads": options.threads,
-                "warmup_runs": options.warmup_runs, "timed_runs": options.timed_runs,
-            }, workdir=workdir, limits=options.limits, cancel=cancel))
-        except OptimizerError as exc:
-            row.update(status="failed", error=str(exc))
-        progress({"stage": "measured", "variant": spec.name, "index": index, "total": total,
-                  "status": row["status"]})
+            try:
+                preparer.wait(on_prepare)
+            except OptimizerError as exc:
+                if "conversions" not in state:
+                    raise  # the model or the data was refused: nothing ran
+                if export_dir is None:  # no export: no variant can be converted
+                    state["conversions"].fail_unfinished(state["to_convert"], exc if not isinstance(
+                        exc, WorkerFailed) else VariantFailed(f"export failed: {exc}"), {})
+                else:
+                    state["conversions"].fail_unfinished(state["to_convert"][0::2], exc, current)
+    except BaseException:
+        helper.abort()
+        if "evaluator" in state:
+            state["evaluator"].close_and_wait()
+        raise
+    context, rows, chosen = state["context"], state["context"].rows, state["chosen"]
+    summary, data_report, task = state["summary"], state["data_report"], state["task"]
+    try:
+        state["conversions"].finish(state["to_convert"], export_dir)
+    finally:
+        state["evaluator"].close_and_wait()
+    for spec in state["to_convert"]:
+        if rows[spec.name]["status"] == "ok":
+            context.benchmark(spec)
 
-    ordered = [rows[s.name] for s in specs]
+    ordered = [rows[s.name] for s in chosen]
     _add_relative_columns(ordered)
     manifest = {
         "created_at": started_at,
@@ -230,19 +398,30 @@ def run_comparison(
                                           "parameter_count", "inputs", "outputs")},
         "data": {k: v for k, v in data_report.items() if not k.endswith("_path")},
         "task": task.value if task else None,
-        "options": {**asdict(options), "task": task.value if task else None,
-                    "limits": asdict(options.limits)},
-        "variants": [s.to_dict() for s in specs],
-        "export_s": next((o.get("export_s") for o in outcomes.values() if "export_s" in o), None),
+        "options": {**asdict(options), "task": task.value if task else None, "limits": asdict(options.limits)},
+        "variants": [s.to_dict() for s in chosen],
+        "export_s": export_s,
+        "conversion_workers": 1 if tflite_source or len(state["to_convert"]) < 2 else 2,
         "versions": package_versions(),
         "cpu": cpu_name(),
         "threads": options.threads,
         "seeds": {"split": options.seed, "synthetic_inputs": options.seed},
-        "kinds": {k.value: KINDS[k].summary for k in {s.kind for s in specs}},
+        "kinds": {k.value: KINDS[k].summary for k in {s.kind for s in chosen}},
     }
     files = save_results(ordered, manifest, out_dir)
     progress({"stage": "done"})
     return RunResult(rows=ordered, manifest=manifest, out_dir=out_dir, files=files)
+
+
+def _choose_variants(specs: list[VariantSpec] | None, source: SourceFormat) -> list[VariantSpec]:
+    """The requested variants (default: every kind for the source), float32 first as the reference."""
+    chosen = list(specs or [VariantSpec(kind) for kind in default_kinds(source)])
+    if VariantKind.FLOAT32 not in {s.kind for s in chosen}:
+        chosen.insert(0, VariantSpec(VariantKind.FLOAT32))
+    names = [s.name for s in chosen]
+    if len(set(names)) != len(names):
+        raise InvalidOption(f"variant names must be unique; found {names}")
+    return sorted(chosen, key=lambda s: s.kind is not VariantKind.FLOAT32)
 
 
 def _add_relative_columns(rows: list[dict[str, Any]]) -> None:

@@ -36,11 +36,19 @@ def load_interpreter(path: Path, threads: int = 1, xnnpack: bool = True) -> lite
         interpreter = litert.Interpreter(
             model_path=str(path), num_threads=threads, experimental_op_resolver_type=resolver
         )
+    except (ValueError, RuntimeError) as exc:
+        raise ModelRejected(f"{path.name}: expected a valid TensorFlow Lite flatbuffer; "
+                            f"LiteRT says: {_first_line(exc)}") from None
+    try:
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelRejected(f"{path.name}: expected a valid TensorFlow Lite flatbuffer; LiteRT says: {first}") from None
+        raise ModelRejected(f"{path.name}: LiteRT could not allocate the model's tensors: {_first_line(exc)}") from None
     return interpreter
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 def _tensor_summary(detail: dict[str, Any]) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import resource
 import sys
 import traceback
@@ -16,9 +17,16 @@ from typing import Any
 
 TASKS: dict[str, str] = {
     "inspect": "optimizer.intake:inspect_task",
+    "prepare": "optimizer.convert:prepare_task",
     "convert": "optimizer.convert:convert_task",
+    "convert_tflite": "optimizer.convert:convert_task",  # float .tflite uploads: no TensorFlow preloaded
     "evaluate": "optimizer.evaluate:evaluate_task",
     "benchmark": "optimizer.measure:benchmark_task",
+}
+# Imported before the payload is read, so a worker started early is ready when its job arrives.
+PRELOAD: dict[str, list[str]] = {
+    "prepare": ["tensorflow", "keras"],
+    "convert": ["tensorflow", "keras"],
 }
 
 
@@ -43,7 +51,7 @@ def main(argv: list[str]) -> int:
         events.flush()
 
     def report(progress: dict[str, Any]) -> None:
-        emit({"type": "progress", **progress})
+        emit({"type": "progress", "pid": os.getpid(), **progress})
 
     from optimizer.errors import OptimizerError
 
@@ -52,7 +60,9 @@ def main(argv: list[str]) -> int:
             raise OptimizerError(f"unknown worker task {task!r}; expected one of {', '.join(TASKS)}")
         module_name, function_name = TASKS[task].split(":")
         function = getattr(importlib.import_module(module_name), function_name)
-        payload = json.loads(sys.stdin.read() or "{}")
+        for name in PRELOAD.get(task, []):
+            importlib.import_module(name)
+        payload = json.loads(sys.stdin.readline() or "{}")
         result = function(payload, report)
         emit({"type": "result", "value": result})
         return 0

@@ -65,3 +65,26 @@ def test_cancel_stops_the_worker(tmp_path):
     cancel.set()
     with pytest.raises(WorkerFailed, match="cancelled"):
         run_task("inspect", _payload(tmp_path), workdir=tmp_path, cancel=cancel)
+
+
+def test_a_converter_crash_fails_one_variant_and_the_run_completes(tmp_path):
+    """SIGKILL the conversion worker while it converts int8: that row fails with the reason, the variants
+    it had not reached are converted by a fresh worker, and everything else is measured."""
+    from optimizer.pipeline import RunOptions, run_comparison
+    from tests.conftest import CANCER_DATA, CANCER_MODEL, rows_by_name
+
+    killed = []
+
+    def on_progress(event):
+        if event.get("stage") == "converting" and event.get("variant") == "int8" and not killed:
+            killed.append(event["pid"])
+            os.killpg(os.getpgid(event["pid"]), signal.SIGKILL)
+
+    result = run_comparison(CANCER_MODEL, tmp_path / "run", data=CANCER_DATA, on_progress=on_progress,
+                            options=RunOptions(warmup_runs=1))
+    rows = rows_by_name(result)
+    assert killed
+    assert rows["int8"]["status"] == "failed" and "crashed (SIGKILL)" in rows["int8"]["error"]
+    others = {name: row["status"] for name, row in rows.items() if name != "int8"}
+    assert set(others.values()) == {"ok"}, rows
+    assert all(rows[name]["latency_ms_p50"] > 0 for name in others)
