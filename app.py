@@ -1,8 +1,40 @@
-"""Home page placeholder until the dashboard lands: says what the tool does and how to use the CLI."""
+"""Home: what the tool does, what is loaded, and one button that runs the default comparison."""
 
 import streamlit as st
 
+from optimizer.jobs import JobRequest, submit
+from ui import services, state, widgets
+
 st.set_page_config(page_title="TFLite Optimization Studio", layout="wide")
 st.title("TFLite Optimization Studio")
-st.write("Produce TensorFlow Lite variants of a Keras/TensorFlow model and compare size, latency and accuracy.")
-st.code("python -m optimizer run sample_models/digits_cnn.keras --data sample_models/digits.npz", language="bash")
+st.markdown(
+    "Turn a Keras/TensorFlow model into TensorFlow Lite variants (float16, dynamic-range, int8, int16x8...).  \n"
+    "Measure each one honestly: file and gzip size, latency on LiteRT, memory, accuracy and fidelity.  \n"
+    "Compare them on trade-off charts and download the one to ship."
+)
+store = services.store()
+choice = state.selection()
+st.markdown(f"**Model:** `{choice.model.name}` ({choice.label})  \n"
+            f"**Data:** {', '.join(f'`{p}`' for p in [choice.data, choice.calib, choice.eval_data] if p) or 'none'}")
+if st.button("Run the default comparison", key="home_run", type="primary"):
+    with widgets.user_errors():
+        run_id = submit(store, JobRequest(model=str(choice.model), **choice.data_paths()), session=state.session_id())
+        state.set_current_run(run_id)
+
+run_id = state.current_run()
+if run_id:
+
+    @st.fragment(run_every=1.0)
+    def live_progress() -> None:
+        record = widgets.show_progress(store, run_id)
+        if record and record["status"] not in ("queued", "running"):
+            st.rerun()
+
+    record = store.get(run_id)
+    if record and record["status"] in ("queued", "running"):
+        live_progress()
+    elif record:
+        widgets.show_progress(store, run_id)
+        if record["status"] == "done":
+            st.page_link("pages/3_Compare.py", label="Open the comparison", icon=":material/insights:")
+st.caption("Pages: Model & data (upload or pick a sample), Variants & run, Compare, History.")

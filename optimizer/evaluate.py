@@ -40,6 +40,13 @@ def accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(predicted_classes(outputs) == labels.astype(np.int64)))
 
 
+def per_class_accuracy(outputs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Accuracy within each true class (keys are class indices as text, for JSON)."""
+    predicted = predicted_classes(outputs)
+    labels = labels.astype(np.int64)
+    return {str(c): float(np.mean(predicted[labels == c] == c)) for c in np.unique(labels)}
+
+
 def mean_absolute_error(outputs: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean(np.abs(outputs.reshape(labels.shape) - labels)))
 
@@ -72,6 +79,7 @@ def evaluate_task(payload: dict[str, Any], report: Any) -> dict[str, Any]:
         task = Task(payload["task"])
         if task is Task.CLASSIFICATION:
             result["accuracy"] = accuracy(outputs, labels)
+            result["per_class_accuracy"] = per_class_accuracy(outputs, labels)
         else:
             result["mae"] = mean_absolute_error(outputs, labels)
     if payload.get("reference_path"):

@@ -25,7 +25,7 @@ COLUMNS = [
     "runtime", "runtime_version", "threads", "cpu", "path",
 ]
 # Kept in JSON only: long lists that do not belong in a flat table.
-JSON_ONLY = {"timings_ms"}
+JSON_ONLY = {"timings_ms", "per_class_accuracy", "audit"}
 LIST_COLUMNS = {"float_compute_ops", "input_dtypes", "output_dtypes"}
 TRACKED_PACKAGES = ["tensorflow", "tf-keras", "keras", "tensorflow-model-optimization", "ai-edge-litert",
                     "ai-edge-quantizer", "numpy", "pandas", "streamlit", "plotly"]

@@ -40,8 +40,20 @@ def _short(exc: BaseException) -> str:
     return (f"{type(exc).__name__}: {first}" if first else type(exc).__name__)[:600]
 
 
+def _die_with_parent() -> None:
+    """Linux: get SIGKILL when the process that started us dies, so no orphan keeps computing."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def main(argv: list[str]) -> int:
     task, event_fd, memory_bytes = argv[0], int(argv[1]), int(argv[2])
+    _die_with_parent()
     resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     events = open(event_fd, "w", encoding="utf-8", buffering=1)  # noqa: SIM115 - lives as long as the process

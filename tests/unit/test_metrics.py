@@ -48,3 +48,10 @@ def test_latency_stats_by_hand():
 def test_user_messages_have_a_title_and_no_traceback():
     assert user_message(DataRejected("x.npz: expected a; found b")) == "Data refused: x.npz: expected a; found b"
     assert user_message(WorkerFailed("boom")).startswith("Worker failed: ")
+
+
+def test_per_class_accuracy_by_hand():
+    from optimizer.evaluate import per_class_accuracy
+
+    outputs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
+    assert per_class_accuracy(outputs, np.array([0, 0, 1, 1])) == {"0": 0.5, "1": 0.5}

@@ -1,0 +1,156 @@
+"""Pure plot builders: result rows (a DataFrame) in, ``plotly.graph_objects.Figure`` out.
+
+They know which metrics are lower-is-better, draw the Pareto front, and grey out what fails a budget, so
+the app, the HTML report and scripts draw the same charts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+
+
+@dataclass(frozen=True)
+class Metric:
+    column: str
+    label: str
+    lower_is_better: bool
+
+
+METRICS = {
+    "size_bytes": Metric("size_bytes", "File size (bytes)", True),
+    "gzip_bytes": Metric("gzip_bytes", "gzip size (bytes)", True),
+    "latency_ms_p50": Metric("latency_ms_p50", "Latency p50 (ms)", True),
+    "latency_ms_p95": Metric("latency_ms_p95", "Latency p95 (ms)", True),
+    "accuracy": Metric("accuracy", "Accuracy", False),
+    "mae": Metric("mae", "Mean absolute error", True),
+    "memory_peak_bytes": Metric("memory_peak_bytes", "Peak memory (bytes)", True),
+}
+_OK_COLOUR, _OUT_COLOUR, _FRONT_COLOUR, _PICK_COLOUR = "#1f77b4", "#c7c7c7", "#d62728", "#2ca02c"
+
+
+def quality_metric(frame: pd.DataFrame) -> Metric | None:
+    """Accuracy for classifiers, MAE for regression, None without labels."""
+    for name in ("accuracy", "mae"):
+        if name in frame.columns and frame[name].notna().any():
+            return METRICS[name]
+    return None
+
+
+def measured(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows that were produced and measured (status ok with a latency)."""
+    ok = frame[frame["status"] == "ok"]
+    return ok[ok["latency_ms_p50"].notna()] if "latency_ms_p50" in ok.columns else ok
+
+
+def pareto_front(frame: pd.DataFrame, x: Metric, y: Metric) -> pd.DataFrame:
+    """Rows no other row beats on both metrics (each in its own direction), sorted along x."""
+    data = frame.dropna(subset=[x.column, y.column])
+    xs = data[x.column] if x.lower_is_better else -data[x.column]
+    ys = data[y.column] if y.lower_is_better else -data[y.column]
+    keep = []
+    for i in range(len(data)):
+        dominated = ((xs <= xs.iloc[i]) & (ys <= ys.iloc[i]) & ((xs < xs.iloc[i]) | (ys < ys.iloc[i]))).any()
+        keep.append(not dominated)
+    return data[keep].sort_values(x.column)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Limits a variant must meet to be shippable; None means no limit."""
+
+    max_size_bytes: float | None = None
+    max_latency_ms_p95: float | None = None
+    max_accuracy_drop: float | None = None  # in accuracy units (0.01 = one point)
+
+    def passes(self, frame: pd.DataFrame) -> pd.Series:
+        mask = pd.Series(True, index=frame.index)
+        if self.max_size_bytes is not None:
+            mask &= frame["size_bytes"] <= self.max_size_bytes
+        if self.max_latency_ms_p95 is not None:
+            mask &= frame["latency_ms_p95"] <= self.max_latency_ms_p95
+        if self.max_accuracy_drop is not None and "accuracy_delta" in frame and frame["accuracy_delta"].notna().any():
+            mask &= frame["accuracy_delta"].fillna(-1.0) >= -self.max_accuracy_drop
+        return mask
+
+
+def recommend(frame: pd.DataFrame, budget: Budget) -> str | None:
+    """The measured variant within budget with the lowest p95 latency (smaller file breaks ties)."""
+    data = measured(frame)
+    data = data[budget.passes(data)]
+    if data.empty:
+        return None
+    return str(data.sort_values(["latency_ms_p95", "size_bytes"]).iloc[0]["variant"])
+
+
+def tradeoff_figure(frame: pd.DataFrame, x: str, y: str, budget: Budget | None = None,
+                    bubble: str | None = None) -> go.Figure:
+    """One point per measured variant, the Pareto front as a line, budget failures in grey, the
+    recommended variant ringed; ``bubble`` sizes points by another column (e.g. file size)."""
+    x_metric, y_metric = METRICS[x], METRICS[y]
+    data = measured(frame).dropna(subset=[x, y])
+    budget = budget or Budget()
+    inside = budget.passes(data)
+    pick = recommend(frame, budget)
+    figure = go.Figure()
+    for mask, name, colour in ((inside, "within budget", _OK_COLOUR), (~inside, "outside budget", _OUT_COLOUR)):
+        part = data[mask]
+        if part.empty:
+            continue
+        marker: dict[str, Any] = {"color": colour, "size": 12, "line": {"width": 1, "color": "#333"}}
+        if bubble:
+            scale = float(data[bubble].max()) or 1.0
+            marker["size"] = (10 + 40 * part[bubble] / scale).tolist()
+        figure.add_trace(go.Scatter(
+            x=part[x], y=part[y], mode="markers+text", text=part["variant"], textposition="top center",
+            name=name, marker=marker, customdata=part[["variant"]],
+            hovertemplate=f"%{{customdata[0]}}<br>{x_metric.label}: %{{x}}<br>{y_metric.label}: %{{y}}<extra></extra>"))
+    front = pareto_front(data, x_metric, y_metric)
+    if len(front) > 1:
+        figure.add_trace(go.Scatter(x=front[x], y=front[y], mode="lines", name="Pareto front",
+                                    line={"color": _FRONT_COLOUR, "dash": "dash"}, hoverinfo="skip"))
+    if pick is not None and pick in set(data["variant"]):
+        chosen = data[data["variant"] == pick]
+        figure.add_trace(go.Scatter(x=chosen[x], y=chosen[y], mode="markers", name=f"recommended: {pick}",
+                                    marker={"size": 26, "color": "rgba(0,0,0,0)",
+                                            "line": {"width": 3, "color": _PICK_COLOUR}}, hoverinfo="skip"))
+    arrow = {True: " (lower is better)", False: " (higher is better)"}
+    figure.update_layout(
+        title=f"{y_metric.label} vs {x_metric.label}", xaxis_title=x_metric.label + arrow[x_metric.lower_is_better],
+        yaxis_title=y_metric.label + arrow[y_metric.lower_is_better], legend={"orientation": "h", "y": -0.2},
+        margin={"t": 50, "b": 40}, height=460)
+    return figure
+
+
+def latency_distribution_figure(rows: list[dict[str, Any]]) -> go.Figure:
+    """Box plot of every timed run per variant (the spread behind the medians)."""
+    figure = go.Figure()
+    for row in rows:
+        if row.get("status") == "ok" and row.get("timings_ms"):
+            figure.add_trace(go.Box(y=row["timings_ms"], name=row["variant"], boxpoints="outliers"))
+    runtime = next((f"{r['runtime']} {r['runtime_version']}, {r['threads']} thread(s)"
+                    for r in rows if r.get("runtime")), "")
+    figure.update_layout(title=f"Latency of each timed run ({runtime})", yaxis_title="ms", showlegend=False,
+                         height=420)
+    return figure
+
+
+def per_class_delta_figure(rows: list[dict[str, Any]], class_names: list[str] | None = None) -> go.Figure:
+    """Per-class accuracy change of each variant against float32 (classifiers only)."""
+    reference = next((r for r in rows if r.get("kind") == "float32" and r.get("per_class_accuracy")), None)
+    figure = go.Figure()
+    if reference is not None:
+        classes = sorted(reference["per_class_accuracy"], key=int)
+        labels = [class_names[int(c)] if class_names and int(c) < len(class_names) else c for c in classes]
+        for row in rows:
+            if row is reference or not row.get("per_class_accuracy"):
+                continue
+            deltas = [100 * (row["per_class_accuracy"].get(c, 0.0) - reference["per_class_accuracy"][c])
+                      for c in classes]
+            figure.add_trace(go.Bar(x=labels, y=deltas, name=row["variant"]))
+    figure.update_layout(title="Accuracy change per class against float32", xaxis_title="class",
+                         yaxis_title="percentage points", barmode="group", height=420)
+    return figure

@@ -1,0 +1,88 @@
+"""Compare: results table, trade-off charts with the Pareto front and budgets, distributions, audit, downloads."""
+
+import json
+from pathlib import Path
+
+import streamlit as st
+
+from optimizer.charts import (
+    Budget,
+    latency_distribution_figure,
+    per_class_delta_figure,
+    quality_metric,
+    recommend,
+    tradeoff_figure,
+)
+from optimizer.report import html_report
+from optimizer.results import to_frame
+from ui import services, state, widgets
+
+st.set_page_config(page_title="Compare", layout="wide")
+st.title("Compare")
+store = services.store()
+record = widgets.pick_run(store, "Run", key="compare_run", default=state.current_run(),
+                          only=lambda r: bool(r["rows"]))
+if record is None:
+    st.info("No finished run yet. Run the default comparison from the Home page.")
+    st.stop()
+
+rows, manifest = record["rows"], record["manifest"] or {}
+frame = to_frame(rows)
+quality = quality_metric(frame)
+st.caption(f"Model `{record['model_name']}` · {manifest.get('cpu', '')} · "
+           f"{rows[0].get('runtime', '')} {rows[0].get('runtime_version', '')} · {manifest.get('threads', 1)} thread(s)"
+           f" · data: {(manifest.get('data') or {}).get('source', '')}")
+
+with st.expander("Budget", expanded=True):
+    left, middle, right = st.columns(3)
+    max_kb = left.number_input("Max file size (KB)", min_value=0.0, value=None, key="budget_size_kb")
+    max_ms = middle.number_input("Max p95 latency (ms)", min_value=0.0, value=None, key="budget_p95_ms")
+    max_drop = right.number_input("Max accuracy drop (points)", min_value=0.0, value=None, key="budget_drop")
+budget = Budget(max_size_bytes=max_kb * 1024 if max_kb is not None else None, max_latency_ms_p95=max_ms,
+                max_accuracy_drop=max_drop / 100 if max_drop is not None else None)
+pick = recommend(frame, budget)
+st.markdown(f"**Recommended:** `{pick}` (lowest p95 latency within budget)" if pick
+            else "**No variant meets the budget.**")
+
+table = widgets.results_frame(rows)
+table.insert(1, "within_budget", budget.passes(frame).where(frame["status"] == "ok", False).values)
+st.dataframe(table, hide_index=True, key="results_table")
+
+charts = {"Size vs latency": ("size_bytes", "latency_ms_p50", None)}
+if quality is not None:
+    charts[f"Latency vs {quality.column}"] = ("latency_ms_p50", quality.column, None)
+    charts[f"Size vs {quality.column}"] = ("size_bytes", quality.column, None)
+    charts["Combined (bubble = file size)"] = ("latency_ms_p50", quality.column, "size_bytes")
+for tab, (x, y, bubble) in zip(st.tabs(list(charts)), charts.values(), strict=True):
+    tab.plotly_chart(tradeoff_figure(frame, x, y, budget, bubble=bubble), key=f"chart_{x}_{y}_{bubble}")
+
+st.plotly_chart(latency_distribution_figure(rows), key="chart_latency_distribution")
+if any(r.get("per_class_accuracy") for r in rows):
+    st.plotly_chart(per_class_delta_figure(rows, (manifest.get("data") or {}).get("class_names")),
+                    key="chart_per_class")
+
+st.subheader("Op audit")
+for row in rows:
+    audit = row.get("audit")
+    if not audit:
+        continue
+    verdict = "integer only" if audit["integer_only"] else f"float compute in {len(audit['float_compute_ops'])} op(s)"
+    with st.expander(f"{row['variant']}: {verdict}; inputs {audit['input_dtypes']}, outputs {audit['output_dtypes']}"):
+        st.write({"ops": audit["op_counts"], "activation dtypes": audit["activation_dtypes"],
+                  "weight dtypes": audit["weight_dtypes"], "float compute ops": audit["float_compute_ops"]})
+
+st.subheader("Downloads")
+job_dir = store.job_dir(record["id"])
+produced = [r for r in rows if r.get("path") and (job_dir / r["path"]).is_file()]
+if produced:
+    name = st.selectbox("Variant file", [r["variant"] for r in produced], key="download_variant")
+    path = job_dir / next(r["path"] for r in produced if r["variant"] == name)
+    st.download_button(f"Download {Path(path).name}", path.read_bytes(), file_name=f"{name}.tflite",
+                       key="download_tflite")
+cols = st.columns(3)
+cols[0].download_button("Results CSV", to_frame(rows).to_csv(index=False), file_name="results.csv",
+                        mime="text/csv", key="download_csv")
+cols[1].download_button("Results JSON", json.dumps({"manifest": manifest, "rows": rows}, indent=2, default=str),
+                        file_name="results.json", mime="application/json", key="download_json")
+cols[2].download_button("HTML report", html_report(rows, manifest, budget), file_name="report.html",
+                        mime="text/html", key="download_report")

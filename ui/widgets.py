@@ -1,0 +1,80 @@
+"""Reusable pieces of the screens: errors in words, live job progress, the run picker, the results table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import contextmanager
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from optimizer.errors import OptimizerError, user_message
+from optimizer.results import to_frame
+from optimizer.store import ACTIVE, RunStore
+
+TABLE_COLUMNS = ["variant", "status", "size_bytes", "gzip_bytes", "size_ratio", "latency_ms_p50", "latency_ms_p95",
+                 "memory_peak_bytes", "accuracy", "mae", "accuracy_delta", "fidelity_top1_agreement",
+                 "fidelity_snr_db", "integer_only", "conversion_s", "error"]
+_STAGE_SHARE = {"converting": 0.15, "converted": 0.35, "evaluating": 0.5, "benchmarking": 0.8, "measured": 1.0,
+                "failed": 1.0}
+
+
+@contextmanager
+def user_errors() -> Any:
+    """Show refusals and failures as one clear sentence, never a traceback."""
+    try:
+        yield
+    except OptimizerError as exc:
+        st.error(user_message(exc))
+
+
+def results_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = to_frame(rows)
+    return frame[[c for c in TABLE_COLUMNS if c in frame.columns and (frame[c].notna().any() or c == "error")]]
+
+
+def show_progress(store: RunStore, run_id: str) -> dict[str, Any] | None:
+    """Status, queue position and per-variant progress bars of one run, read from the store."""
+    record = store.get(run_id)
+    if record is None:
+        st.warning(f"Run {run_id} no longer exists.")
+        return None
+    status = record["status"]
+    progress = record["progress"] or {}
+    if status == "queued":
+        position = store.queue_position(run_id)
+        st.info(f"Run {run_id} is queued: position {position} (one heavy job runs at a time).")
+    elif status == "running":
+        st.info(f"Run {run_id} is running: {progress.get('stage', 'starting')}.")
+    elif status == "done":
+        st.success(f"Run {run_id} finished.")
+    else:
+        st.error(f"Run {run_id} {status}: {record.get('error') or ''}")
+    for variant, entry in (progress.get("variants") or {}).items():
+        stage = entry.get("stage", "")
+        share = _STAGE_SHARE.get(stage, 0.05)
+        text = f"{variant}: {stage}"
+        if entry.get("epochs"):
+            text += f" (epoch {entry.get('epoch')}/{entry['epochs']})"
+        if entry.get("error"):
+            text += f" - {entry['error']}"
+        st.progress(share, text=text)
+    return record
+
+
+def pick_run(store: RunStore, label: str, key: str, default: str | None = None,
+             only: Callable[[dict[str, Any]], bool] | None = None) -> dict[str, Any] | None:
+    """A select box of stored runs (newest first); returns the chosen record."""
+    records = [r for r in store.list() if only is None or only(r)]
+    if not records:
+        return None
+    ids = [r["id"] for r in records]
+    index = ids.index(default) if default in ids else 0
+    names = {r["id"]: f"{r['id']} - {r['model_name']} ({r['status']})" for r in records}
+    chosen = st.selectbox(label, ids, index=index, format_func=names.get, key=key)
+    return next(r for r in records if r["id"] == chosen)
+
+
+def active_runs(store: RunStore) -> list[dict[str, Any]]:
+    return store.list(status=ACTIVE)
