@@ -1,0 +1,124 @@
+"""AppTest: every page renders with and without a stored run; a flow driven by widget keys runs a tiny
+model in the background and shows a table and charts whose data match the stored results."""
+
+import base64
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from optimizer.store import RunStore
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGES = ["app.py", "pages/1_Model_and_data.py", "pages/2_Variants_and_run.py", "pages/3_Compare.py",
+         "pages/4_History.py"]
+
+
+@pytest.fixture()
+def runs_dir(tmp_path, monkeypatch):
+    folder = tmp_path / "runs"
+    monkeypatch.setenv("STUDIO_RUNS_DIR", str(folder))
+    return folder
+
+
+def _app(page: str) -> AppTest:
+    return AppTest.from_file(str(ROOT / page), default_timeout=120)
+
+
+def _array(value):
+    """Plotly 7 sends numeric arrays as {dtype, bdata} (base64); plain lists pass through."""
+    if isinstance(value, dict) and "bdata" in value:
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"])).tolist()
+    return value
+
+
+def _wait_done(runs_dir: Path, timeout: float = 240) -> dict:
+    store = RunStore(runs_dir)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        records = store.list()
+        if records and records[0]["status"] not in ("queued", "running"):
+            return records[0]
+        time.sleep(0.5)
+    pytest.fail(f"no run finished; runs: {store.list()}")
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_without_a_run(runs_dir, page):
+    at = _app(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def test_flow_choose_sample_pick_variants_run_and_compare(runs_dir):
+    at = _app("app.py").run()
+    at.switch_page("pages/1_Model_and_data.py").run()
+    at.selectbox(key="sample_choice").set_value("Breast-cancer MLP (30 features, 2 classes)").run()
+    at.button(key="use_sample").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("cancer_mlp.keras" in s.value for s in at.subheader)
+
+    at.switch_page("pages/2_Variants_and_run.py").run()
+    at.multiselect(key="variant_kinds").set_value(["float32", "float16", "int8_io"]).run()
+    at.button(key="run_button").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    record = _wait_done(runs_dir)
+    assert record["status"] == "done", record["error"]
+    assert record["model_name"] == "cancer_mlp.keras"
+    at.run()
+    assert any("finished" in s.value for s in at.success)
+
+    at.switch_page("pages/3_Compare.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = at.dataframe[0].value
+    assert list(table["variant"]) == ["float32", "float16", "int8_io"]
+    stored = {r["variant"]: r for r in record["rows"]}
+    for _, row in table.iterrows():
+        assert row["size_bytes"] == stored[row["variant"]]["size_bytes"]
+        assert row["accuracy"] == pytest.approx(stored[row["variant"]]["accuracy"])
+    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
+    points = {name: (x, y) for trace in figure["data"] if trace.get("mode") == "markers+text"
+              for name, x, y in zip(trace["text"], _array(trace["x"]), _array(trace["y"]), strict=True)}
+    assert set(points) == set(stored)
+    for name, (x, y) in points.items():
+        assert x == stored[name]["size_bytes"] and y == pytest.approx(stored[name]["latency_ms_p50"])
+    assert any("Recommended" in m.value for m in at.markdown)
+
+    for page in PAGES:
+        at.switch_page(page).run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+
+
+def test_bad_upload_selection_shows_a_clear_error(runs_dir, tmp_path):
+    bad = tmp_path / "broken.tflite"
+    bad.write_bytes(b"this is not a model")
+    at = _app("pages/1_Model_and_data.py")
+    from ui.state import Selection
+
+    at.session_state["selection_label"] = Selection(bad, None, label="uploaded")
+    at.run()
+    assert not at.exception
+    assert any("Model refused: broken.tflite: expected a TensorFlow Lite flatbuffer" in e.value for e in at.error)
+
+
+def test_the_streamlit_process_never_imports_tensorflow(tmp_path):
+    script = textwrap.dedent(f"""
+        import os, sys
+        os.environ["STUDIO_RUNS_DIR"] = {str(tmp_path / 'runs')!r}
+        from streamlit.testing.v1 import AppTest
+        for page in {PAGES!r}:
+            at = AppTest.from_file({str(ROOT)!r} + "/" + page, default_timeout=120).run()
+            assert not at.exception, [e.value for e in at.exception]
+        assert "tensorflow" not in sys.modules, "tensorflow was imported"
+        assert "keras" not in sys.modules, "keras was imported"
+        print("clean")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "clean" in result.stdout

@@ -1,0 +1,91 @@
+"""Background jobs through the scheduler: a job runs to the end, a killed job fails with a reason and the
+next one still runs, cancel works, and a restarted server marks what it lost as interrupted."""
+
+import os
+import signal
+import time
+
+import pytest
+
+from optimizer.jobs import JobRequest, Scheduler, submit
+from optimizer.store import RunStore
+from optimizer.variants import VariantSpec
+from tests.conftest import CANCER_DATA, CANCER_MODEL
+
+
+def _request(*kinds):
+    return JobRequest(model=str(CANCER_MODEL), data=str(CANCER_DATA), warmup_runs=1,
+                      variants=[VariantSpec(k).to_dict() for k in kinds])
+
+
+def _wait(store, run_id, until, timeout=180):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        record = store.get(run_id)
+        if until(record):
+            return record
+        time.sleep(0.2)
+    pytest.fail(f"run {run_id} never reached the expected state; last: {store.get(run_id)}")
+
+
+@pytest.fixture()
+def scheduler(tmp_path):
+    running = Scheduler(RunStore(tmp_path / "runs"), poll_s=0.2)
+    yield running
+    running.stop()
+
+
+def test_job_runs_in_the_background_and_stores_everything(scheduler):
+    store = scheduler.store
+    run_id = submit(store, _request("float16"), session="s1")
+    record = _wait(store, run_id, lambda r: r["status"] not in ("queued", "running"))
+    assert record["status"] == "done", record["error"]
+    assert [r["variant"] for r in record["rows"]] == ["float32", "float16"]
+    assert record["inputs"]["model"]["sha256"] and record["inputs"]["data"]["name"] == "cancer.npz"
+    assert record["manifest"]["versions"]["tensorflow"] == "2.21.0"
+    assert record["progress"]["variants"]["float16"]["stage"] == "measured"
+    job_dir = store.job_dir(run_id)
+    assert (job_dir / "variants" / "float16.tflite").is_file() and (job_dir / "results.csv").is_file()
+    assert (job_dir / "input" / "cancer_mlp.keras").is_file()
+
+
+def test_killing_the_worker_fails_the_job_and_the_next_job_succeeds(scheduler):
+    store = scheduler.store
+    doomed = submit(store, _request("int8", "float16", "dynamic_range"))
+    record = _wait(store, doomed, lambda r: r["status"] == "running" and (r["progress"] or {}).get("variants"))
+    os.kill(record["runner_pid"], signal.SIGKILL)
+    record = _wait(store, doomed, lambda r: r["status"] != "running")
+    assert record["status"] == "failed"
+    assert "worker process stopped (killed by SIGKILL)" in record["error"]
+    following = submit(store, _request("float16"))
+    record = _wait(store, following, lambda r: r["status"] not in ("queued", "running"))
+    assert record["status"] == "done", record["error"]
+
+
+def test_queue_runs_one_job_at_a_time_and_cancel(scheduler):
+    store = scheduler.store
+    first = submit(store, _request("float16"))
+    second = submit(store, _request("float16"))
+    _wait(store, first, lambda r: r["status"] == "running")
+    assert store.get(second)["status"] == "queued" and store.queue_position(second) == 1
+    store.request_cancel(first)
+    record = _wait(store, first, lambda r: r["status"] not in ("queued", "running"))
+    assert record["status"] == "cancelled"
+    record = _wait(store, second, lambda r: r["status"] not in ("queued", "running"))
+    assert record["status"] == "done"
+
+
+def test_a_restarted_server_marks_lost_runs_interrupted(tmp_path):
+    store = RunStore(tmp_path / "runs")
+    finished = store.create("a.keras", {}, {})
+    store.update(finished, status="done", rows=[{"variant": "float32", "status": "ok"}])
+    lost = store.create("b.keras", {}, {})
+    store.update(lost, status="running", runner_pid=999_999)
+    restarted = Scheduler(RunStore(tmp_path / "runs"), poll_s=60)
+    try:
+        assert restarted.store.get(lost)["status"] == "interrupted"
+        assert "server stopped" in restarted.store.get(lost)["error"]
+        assert restarted.store.get(finished)["status"] == "done"
+        assert {r["id"] for r in restarted.store.list()} == {finished, lost}
+    finally:
+        restarted.stop()
