@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
 
-.PHONY: run test lint install install-dev samples benchmark clean
+.PHONY: run test lint install install-dev browser samples benchmark clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,13 @@ install-dev: $(VENV)/.stamp-dev
 run: install
 	$(PY) -m streamlit run app.py --server.port $(PORT)
 
-test: install-dev
+# The browser tests drive Debian's Chromium (Playwright's own browser download does not work here).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+test: install-dev browser
 	$(PY) -m pytest
 
 lint: install-dev

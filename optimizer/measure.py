@@ -47,12 +47,23 @@ def latency_stats(timings_ms: list[float]) -> dict[str, float]:
     }
 
 
+def current_rss_bytes() -> int:
+    """Resident memory now (not the peak): the difference around loading a model is what the model costs."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def benchmark(path: Path, sample: np.ndarray | None, threads: int = 1, warmup_runs: int = 10,
               timed_runs: int = 50) -> dict[str, Any]:
     """Time one model in this process; call it only in a fresh process so memory figures are its own."""
     from optimizer.runtime import RUNTIME_NAME, load_interpreter, quantize_input, runtime_version
 
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_before = current_rss_bytes()
     started = time.perf_counter()
     interpreter = load_interpreter(path, threads)
     init_ms = (time.perf_counter() - started) * 1e3
@@ -72,6 +83,7 @@ def benchmark(path: Path, sample: np.ndarray | None, threads: int = 1, warmup_ru
         interpreter.invoke()
         timings.append((time.perf_counter_ns() - started) / 1e6)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_after = current_rss_bytes()
     return {
         "latency_ms_init": init_ms,
         "latency_ms_first": first_ms,
@@ -80,7 +92,7 @@ def benchmark(path: Path, sample: np.ndarray | None, threads: int = 1, warmup_ru
         "warmup_runs": warmup_runs,
         "timings_ms": timings,
         "memory_peak_bytes": peak_kib * 1024,
-        "memory_model_bytes": max(0, peak_kib - rss_before) * 1024,
+        "memory_model_bytes": max(0, rss_after - rss_before),
         "runtime": RUNTIME_NAME,
         "runtime_version": runtime_version(),
         "threads": threads,
