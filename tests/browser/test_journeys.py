@@ -3,7 +3,6 @@ server restart that keeps the history."""
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import shutil
@@ -37,7 +36,7 @@ def test_default_comparison_chart_and_csv(server, page):
         with page.expect_download() as download_info:
             page.get_by_role("button", name="Results CSV").click()
         csv_path = download_info.value.path()
-        table = pd.read_csv(io.StringIO(open(csv_path).read()))
+        table = pd.read_csv(csv_path)
         assert sorted(table["variant"]) == variants
         assert (table["status"] == "ok").all()
         assert table["accuracy"].min() > 0.9 and (table["size_bytes"] > 0).all()
