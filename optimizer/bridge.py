@@ -128,8 +128,8 @@ def to_tf_keras(model: Any, check_inputs: np.ndarray | None = None) -> tuple[Any
             raise ModelRejected(f"layer {layer.name!r} ({type(layer).__name__}) has no counterpart in tf_keras")
         shapes = [w.shape for w in target.get_weights()]
         if shapes != [w.shape for w in weights]:
-            raise ModelRejected(f"layer {layer.name!r}: weight shapes differ between Keras 3 {[w.shape for w in weights]}"
-                                f" and tf_keras {shapes}")
+            ours = [w.shape for w in weights]
+            raise ModelRejected(f"layer {layer.name!r}: weight shapes differ: Keras 3 {ours}, tf_keras {shapes}")
         target.set_weights(weights)
         copied += 1
     if check_inputs is None:

@@ -67,13 +67,18 @@ def fidelity(outputs: np.ndarray, reference: np.ndarray) -> dict[str, float]:
 
 def evaluate_task(payload: dict[str, Any], report: Any) -> dict[str, Any]:
     """Run one variant over the evaluation inputs, save its outputs, and score them."""
-    from optimizer.runtime import audit_ops, predict
+    from optimizer.runtime import audit_ops, predict, weight_stats
 
     model_path = Path(payload["model_path"])
     x = np.load(payload["inputs_path"], allow_pickle=False)
     outputs = predict(model_path, x, int(payload.get("threads", 1)))
     np.save(payload["outputs_path"], outputs, allow_pickle=False)
-    result: dict[str, Any] = {"audit": audit_ops(model_path).to_dict()}
+    kernels = weight_stats(model_path)
+    result: dict[str, Any] = {"audit": audit_ops(model_path).to_dict(), "weight_stats": kernels}
+    total = sum(int(np.prod(k["shape"])) for k in kernels)
+    if total:
+        result["weights_zero_fraction"] = sum(k["zero_fraction"] * int(np.prod(k["shape"])) for k in kernels) / total
+        result["weights_max_unique"] = max(k["unique_values"] for k in kernels)
     if payload.get("labels_path"):
         labels = np.load(payload["labels_path"], allow_pickle=False)
         task = Task(payload["task"])

@@ -149,7 +149,7 @@ class _RunContext:
         path = Path(outcome["path"])
         out_root = self.out_dir.resolve()
         row.update(path=str(path.relative_to(out_root)) if path.is_relative_to(out_root) else str(path),
-                   conversion_s=outcome.get("conversion_s"), **file_sizes(path))
+                   conversion_s=outcome.get("conversion_s"), **file_sizes(path), **outcome.get("extra", {}))
         outputs_path = self.workdir / "outputs" / f"{spec.name}.npy"
         outputs_path.parent.mkdir(parents=True, exist_ok=True)
         self.progress({"stage": "evaluating", "variant": spec.name})
@@ -262,9 +262,11 @@ class _Conversions:
             remaining = [s for s in specs if s.name not in self.done]
             if not remaining:
                 return
-            worker = Worker(self.task, workdir=self.context.workdir, limits=self.context.options.limits,
+            task = "train" if remaining[0].info.needs_training else self.task
+            batch = [s for s in remaining if s.info.needs_training == remaining[0].info.needs_training]
+            worker = Worker(task, workdir=self.context.workdir, limits=self.context.options.limits,
                             cancel=self.context.cancel)
-            self.run_share(worker, remaining, export_dir)
+            self.run_share(worker, batch, export_dir)
 
 
 def run_comparison(
@@ -322,6 +324,12 @@ def run_comparison(
         for spec in chosen:
             if SourceFormat(summary["source"]) not in spec.info.sources:
                 rows[spec.name].update(status="skipped", error=f"cannot be made from a {summary['source']} model")
+            elif spec.info.needs_training and fmt not in (ModelFormat.KERAS, ModelFormat.H5):
+                rows[spec.name].update(status="skipped", error=f"training needs a Keras model (.keras or .h5); "
+                                                               f"found a {fmt.value}")
+            elif spec.info.needs_training and not data_report["calibration_labels_path"]:
+                rows[spec.name].update(status="failed", error="training needs labelled training data: expected labels "
+                                       "for the calibration split (y, or y_calib); found none")
             elif spec.info.needs_calibration and not data_report["calibration_path"]:
                 rows[spec.name].update(status="skipped", error="needs calibration data; none was given")
             else:
@@ -329,12 +337,18 @@ def run_comparison(
         context = _RunContext(out_dir=out_dir, workdir=workdir, options=options, data_report=data_report,
                               task=task, rows=rows, progress=progress, cancel=cancel)
         evaluator = _Evaluator(context)
-        payload = {"model_path": str(local_model.resolve()), "format": fmt.value,
-                   "out_dir": str((out_dir / "variants").resolve()),
-                   "calibration_path": data_report["calibration_path"]}
+        payload = {"model_path": str(local_model.resolve()), "format": fmt.value, "workdir": str(workdir.resolve()),
+                   "out_dir": str((out_dir / "variants").resolve()), "seed": options.seed,
+                   "calibration_path": data_report["calibration_path"],
+                   "calibration_labels_path": data_report["calibration_labels_path"],
+                   "task": task.value if task else None}
+        conversions = _Conversions(context, payload, helper_task, evaluator.submit)
+        training = [s for s in to_convert if s.info.needs_training]
+        if training:  # fine-tunes run in their own worker, beside the conversions
+            conversions.start_share(Worker("train", workdir=workdir, limits=limits, cancel=cancel), training, None)
         state.update(summary=summary, data_report=data_report, chosen=chosen, task=task, context=context,
-                     to_convert=to_convert, evaluator=evaluator,
-                     conversions=_Conversions(context, payload, helper_task, evaluator.submit))
+                     to_convert=to_convert, post_training=[s for s in to_convert if not s.info.needs_training],
+                     evaluator=evaluator, conversions=conversions)
 
     export_dir: str | None = None
     export_s = 0.0
@@ -342,7 +356,7 @@ def run_comparison(
     try:
         if tflite_source:
             plan(inspect(local_model, workdir, limits))
-            state["conversions"].start_share(helper, state["to_convert"], None)
+            state["conversions"].start_share(helper, state["post_training"], None)
         else:
             preparer = Worker("prepare", workdir=workdir, limits=limits, cancel=cancel)
             preparer.send({"model_path": str(local_model.resolve()), "workdir": str(workdir.resolve())}, more=True)
@@ -353,13 +367,13 @@ def run_comparison(
                 stage = event.get("stage")
                 if stage == "inspected":
                     plan(event["summary"])  # the child exports meanwhile
-                    own_share = state["to_convert"][0::2]
+                    own_share = state["post_training"][0::2]
                     state["conversions"].specs.update({s.name: s for s in own_share})
                     preparer.send_more({**state["conversions"].payload, "specs": [s.to_dict() for s in own_share]})
                     return
                 if stage == "exported":
                     export_dir, export_s = event["export_dir"], event["export_s"]
-                    state["conversions"].start_share(helper, state["to_convert"][1::2], export_dir)
+                    state["conversions"].start_share(helper, state["post_training"][1::2], export_dir)
                 elif "conversions" in state:
                     state["conversions"].track(event, current)
                 progress(event)
@@ -369,11 +383,12 @@ def run_comparison(
             except OptimizerError as exc:
                 if "conversions" not in state:
                     raise  # the model or the data was refused: nothing ran
-                if export_dir is None:  # no export: no variant can be converted
-                    state["conversions"].fail_unfinished(state["to_convert"], exc if not isinstance(
+                if export_dir is None:  # no export: no post-training variant can be converted
+                    helper.abort()
+                    state["conversions"].fail_unfinished(state["post_training"], exc if not isinstance(
                         exc, WorkerFailed) else VariantFailed(f"export failed: {exc}"), {})
                 else:
-                    state["conversions"].fail_unfinished(state["to_convert"][0::2], exc, current)
+                    state["conversions"].fail_unfinished(state["post_training"][0::2], exc, current)
     except BaseException:
         helper.abort()
         if "evaluator" in state:
@@ -401,7 +416,7 @@ def run_comparison(
         "options": {**asdict(options), "task": task.value if task else None, "limits": asdict(options.limits)},
         "variants": [s.to_dict() for s in chosen],
         "export_s": export_s,
-        "conversion_workers": 1 if tflite_source or len(state["to_convert"]) < 2 else 2,
+        "conversion_workers": 1 if tflite_source or len(state["post_training"]) < 2 else 2,
         "versions": package_versions(),
         "cpu": cpu_name(),
         "threads": options.threads,

@@ -21,11 +21,12 @@ COLUMNS = [
     "latency_ms_init", "latency_ms_first", "latency_runs", "memory_peak_bytes", "memory_model_bytes",
     "metric", "accuracy", "mae", "accuracy_delta",
     "fidelity_top1_agreement", "fidelity_rmse", "fidelity_snr_db", "fidelity_inputs",
+    "weights_zero_fraction", "weights_max_unique", "training_s", "epochs",
     "integer_only", "expected_integer_only", "float_compute_ops", "input_dtypes", "output_dtypes", "op_counts",
     "runtime", "runtime_version", "threads", "cpu", "path",
 ]
 # Kept in JSON only: long lists that do not belong in a flat table.
-JSON_ONLY = {"timings_ms", "per_class_accuracy", "audit"}
+JSON_ONLY = {"timings_ms", "per_class_accuracy", "audit", "weight_stats", "training"}
 LIST_COLUMNS = {"float_compute_ops", "input_dtypes", "output_dtypes"}
 TRACKED_PACKAGES = ["tensorflow", "tf-keras", "keras", "tensorflow-model-optimization", "ai-edge-litert",
                     "ai-edge-quantizer", "numpy", "pandas", "streamlit", "plotly"]

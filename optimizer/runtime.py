@@ -183,3 +183,39 @@ def predict(path: Path, x: np.ndarray, threads: int = 1, batch_size: int = 64) -
         output_detail = interpreter.get_output_details()[0]
         results.append(dequantize_output(interpreter.get_tensor(output_detail["index"]), output_detail))
     return np.concatenate(results, axis=0)
+
+
+_KERNEL_OPS = {"CONV_2D": 1, "FULLY_CONNECTED": 1, "DEPTHWISE_CONV_2D": 1}
+
+
+def weight_stats(path: Path) -> list[dict[str, Any]]:
+    """Per-kernel facts read from the final file: zero fraction (pruning), distinct values (clustering) and
+    how many groups of 4 along the input channels hold exactly / at least 2 zeros (2:4 pruning).
+
+    TFLite stores CONV_2D kernels as (out, h, w, in) and FULLY_CONNECTED as (out, in): the last axis is the
+    input channels, the axis 2:4 groups run along. int8 weights are symmetric, so a zero weight is code 0.
+    """
+    interpreter = load_interpreter(path, xnnpack=False)
+    ops = interpreter._get_ops_details()  # noqa: SLF001
+    produced = {int(i) for op in ops for i in op["outputs"]}
+    details = {t["index"]: t for t in interpreter.get_tensor_details()}
+    stats = []
+    for op in ops:
+        if op["op_name"] not in _KERNEL_OPS or len(op["inputs"]) < 2:
+            continue
+        index = int(op["inputs"][_KERNEL_OPS[op["op_name"]]])
+        if index < 0 or index in produced:  # e.g. float16 weights behind a DEQUANTIZE op
+            continue
+        kernel = np.asarray(interpreter.get_tensor(index))
+        zeros = kernel == 0
+        entry: dict[str, Any] = {
+            "op": f"{op['op_name']}#{op['index']}", "tensor": details[index]["name"],
+            "shape": [int(d) for d in kernel.shape], "dtype": kernel.dtype.name,
+            "zero_fraction": float(zeros.mean()), "unique_values": int(np.unique(kernel).size),
+        }
+        if kernel.shape[-1] % 4 == 0:
+            per_group = zeros.reshape(-1, 4).sum(axis=1)
+            entry["groups_2x4_exact"] = float(np.mean(per_group == 2))
+            entry["groups_2x4_at_least"] = float(np.mean(per_group >= 2))
+        stats.append(entry)
+    return stats

@@ -24,6 +24,16 @@ class VariantKind(StrEnum):
     AEQ_DYNAMIC_INT8 = "aeq_dynamic_int8"
     AEQ_WEIGHT_ONLY_INT8 = "aeq_weight_only_int8"
     AEQ_STATIC_INT8 = "aeq_static_int8"
+    # Training-time (tfmot), for Keras models with labelled training data.
+    QAT = "qat"
+    PRUNE = "prune"
+    PRUNE_INT8 = "prune_int8"
+    PRUNE_2X4 = "prune_2x4"
+    CLUSTER = "cluster"
+    PQAT = "pqat"
+    CQAT = "cqat"
+    SPARSE_CLUSTER = "sparse_cluster"
+    FINETUNE_CONTROL = "finetune_control"
 
 
 class SourceFormat(StrEnum):
@@ -42,8 +52,11 @@ class KindInfo:
     expect_integer_only: bool
     summary: str
     option_defaults: dict[str, Any] = field(default_factory=dict)
+    needs_training: bool = False  # fine-tunes a Keras model with tfmot: needs labels and a .keras/.h5
 
 
+_TRAINING_DEFAULTS: dict[str, Any] = {"epochs": 4, "batch_size": 32, "learning_rate": 5e-4,
+                                      "calibration_samples": 200}
 _BOTH = frozenset({SourceFormat.TENSORFLOW, SourceFormat.TFLITE})
 _TF = frozenset({SourceFormat.TENSORFLOW})
 _TFLITE = frozenset({SourceFormat.TFLITE})
@@ -73,13 +86,64 @@ KINDS: dict[VariantKind, KindInfo] = {
         KindInfo(VariantKind.AEQ_STATIC_INT8, "static int8 (ai-edge-quantizer)", _TFLITE, True, True,
                  "ai-edge-quantizer's static_wi8_ai8: calibrated int8 weights and activations.",
                  {"calibration_samples": 200}),
+        *(KindInfo(kind, label, _TF, True, integer, summary, {**_TRAINING_DEFAULTS, **extra}, needs_training=True)
+          for kind, label, integer, summary, extra in (
+            (VariantKind.QAT, "quantization-aware training (int8)", True,
+             "Fine-tunes with fake quantization, then full int8: recovers accuracy int8 PTQ lost; same speed.", {}),
+            (VariantKind.PRUNE, "magnitude pruning (float)", False,
+             "Zeroes the smallest weights: only the gzip size shrinks; no x86 kernel runs it faster.",
+             {"sparsity": 0.5}),
+            (VariantKind.PRUNE_INT8, "magnitude pruning + int8", True,
+             "Pruned, then full int8: small on disk and compressed; speed as int8.", {"sparsity": 0.5}),
+            (VariantKind.PRUNE_2X4, "2:4 structured pruning (float)", False,
+             "Two of every four weights zero on eligible layers; no TFLite x86 kernel speeds 2:4 up.", {}),
+            (VariantKind.CLUSTER, "weight clustering (float)", False,
+             "Each kernel shares a few values: compresses well (gzip); same size and speed raw.",
+             {"clusters": 16}),
+            (VariantKind.PQAT, "pruning-preserving QAT (int8)", True,
+             "Pruning, then QAT that keeps the zeros: sparse and int8.", {"sparsity": 0.5}),
+            (VariantKind.CQAT, "cluster-preserving QAT (int8)", True,
+             "Clustering, then QAT that keeps the clusters: compressible and int8.", {"clusters": 16}),
+            (VariantKind.SPARSE_CLUSTER, "sparsity-preserving clustering (float)", False,
+             "Pruning, then clustering that keeps the zeros.", {"sparsity": 0.5, "clusters": 16}),
+            (VariantKind.FINETUNE_CONTROL, "fine-tune control (float)", False,
+             "The same fine-tune with no technique: tells the technique's effect from more training's.", {}),
+        )),
     )
 }
 
 
-def default_kinds(source: SourceFormat) -> list[VariantKind]:
-    """Every kind that can be produced from this source, in table order."""
-    return [kind for kind, info in KINDS.items() if source in info.sources]
+def default_kinds(source: SourceFormat, training: bool = False) -> list[VariantKind]:
+    """Every kind that can be produced from this source, in table order; training kinds only if asked."""
+    return [kind for kind, info in KINDS.items() if source in info.sources and (training or not info.needs_training)]
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_training_options(kind: VariantKind, options: dict[str, Any]) -> None:
+    """Ranges of the fine-tune options, with the option named in the message."""
+    name = kind.value
+    if "epochs" in options and not (_whole(options["epochs"]) and 1 <= options["epochs"] <= 1000):
+        raise InvalidOption(f"variant {name}: epochs must be a whole number in 1..1000; found {options['epochs']!r}")
+    if "batch_size" in options and not (_whole(options["batch_size"]) and options["batch_size"] >= 1):
+        raise InvalidOption(f"variant {name}: batch_size must be a whole number >= 1; found {options['batch_size']!r}")
+    if "learning_rate" in options and not (isinstance(options["learning_rate"], int | float)
+                                           and 0 < options["learning_rate"] <= 1):
+        raise InvalidOption(f"variant {name}: learning_rate must be in (0, 1]; found {options['learning_rate']!r}")
+    if "sparsity" in options and not (isinstance(options["sparsity"], int | float) and 0 < options["sparsity"] < 1):
+        raise InvalidOption(f"variant {name}: sparsity must be in (0, 1); found {options['sparsity']!r}")
+    if "clusters" in options and not (_whole(options["clusters"]) and 2 <= options["clusters"] <= 256):
+        raise InvalidOption(f"variant {name}: clusters must be a whole number in 2..256; found {options['clusters']!r}")
+
+
+# CLI shorthands: prune50 = prune at 50% sparsity, cluster8 = clustering to 8 clusters, and so on.
+ALIASES: dict[str, tuple[VariantKind, dict[str, Any]]] = {
+    **{f"prune{p}": (VariantKind.PRUNE, {"sparsity": p / 100}) for p in (50, 75, 90)},
+    **{f"prune{p}_int8": (VariantKind.PRUNE_INT8, {"sparsity": p / 100}) for p in (50, 75, 90)},
+    **{f"cluster{n}": (VariantKind.CLUSTER, {"clusters": n}) for n in (8, 16, 32)},
+}
 
 
 @dataclass(frozen=True)
@@ -110,6 +174,7 @@ class VariantSpec:
             raise InvalidOption(
                 f"variant {kind.value}: calibration_samples must be a whole number >= 1; found {samples!r}"
             )
+        _check_training_options(kind, merged)
         object.__setattr__(self, "options", merged)
         if not self.name:
             object.__setattr__(self, "name", kind.value)
@@ -128,12 +193,19 @@ class VariantSpec:
         return cls(kind=data["kind"], options=dict(data.get("options") or {}), name=data.get("name", ""))
 
 
-def parse_variant_list(text: str, source: SourceFormat) -> list[VariantSpec]:
-    """Parse a comma-separated list of kinds (CLI ``--variants``); ``all``/empty means every kind for the source."""
+def parse_variant_list(text: str, source: SourceFormat,
+                       training_options: dict[str, Any] | None = None) -> list[VariantSpec]:
+    """Parse a comma-separated list of kinds or aliases (CLI ``--variants``); ``all``/empty means every
+    post-training kind for the source. ``training_options`` (epochs, sparsity, ...) apply where a kind has them."""
     names = [part.strip() for part in text.split(",") if part.strip()]
     if not names or names == ["all"]:
         return [VariantSpec(kind) for kind in default_kinds(source)]
-    specs = [VariantSpec(name) for name in names]  # type: ignore[arg-type]
+    specs = []
+    for name in names:
+        kind, options = ALIASES.get(name, (name, {}))
+        allowed = KINDS[VariantKind(kind)].option_defaults if kind in set(VariantKind) else {}
+        specs.append(VariantSpec(kind, {**options, **{k: v for k, v in (training_options or {}).items()  # type: ignore[arg-type]
+                                                       if k in allowed and v is not None}}, name=name))
     for spec in specs:
         if source not in spec.info.sources:
             can = ", ".join(k.value for k in default_kinds(source))

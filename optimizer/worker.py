@@ -20,6 +20,7 @@ TASKS: dict[str, str] = {
     "prepare": "optimizer.convert:prepare_task",
     "convert": "optimizer.convert:convert_task",
     "convert_tflite": "optimizer.convert:convert_task",  # float .tflite uploads: no TensorFlow preloaded
+    "train": "optimizer.training:train_task",
     "evaluate": "optimizer.evaluate:evaluate_task",
     "benchmark": "optimizer.measure:benchmark_task",
 }
@@ -27,6 +28,7 @@ TASKS: dict[str, str] = {
 PRELOAD: dict[str, list[str]] = {
     "prepare": ["tensorflow", "keras"],
     "convert": ["tensorflow", "keras"],
+    "train": ["tensorflow", "keras", "tf_keras", "tensorflow_model_optimization"],
 }
 
 
