@@ -150,8 +150,12 @@ def _cluster(model: Any, x: np.ndarray, y: np.ndarray, spec: VariantSpec, task: 
              preserve_sparsity: bool = False) -> tuple[Any, dict[str, Any]]:
     tfmot = _tfmot()
     clustering = tfmot.clustering.keras
-    cluster = clustering.experimental.cluster_weights if preserve_sparsity else clustering.cluster_weights
-    extra = {"preserve_sparsity": True} if preserve_sparsity else {}
+    cluster = clustering.cluster_weights
+    extra: dict[str, Any] = {}
+    if preserve_sparsity:  # tfmot 0.8.1 keeps the sparsity-preserving entry point internal
+        from tensorflow_model_optimization.python.core.clustering.keras.cluster import _cluster_weights
+
+        cluster, extra = _cluster_weights, {"preserve_sparsity": True}
 
     def wrap(layer: Any) -> Any | None:
         if type(layer).__name__ not in ("Conv2D", "Dense"):
