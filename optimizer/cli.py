@@ -25,7 +25,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="TFLite Optimization Studio: produce and compare TensorFlow Lite variants.")
 
 SHOWN_COLUMNS = ["variant", "status", "size_bytes", "gzip_bytes", "latency_ms_p50", "latency_ms_p95",
-                 "accuracy", "mae", "fidelity_top1_agreement", "fidelity_snr_db", "integer_only", "error"]
+                 "accuracy", "mae", "fidelity_top1_agreement", "fidelity_snr_db", "integer_only",
+                 "weights_zero_fraction", "weights_max_unique", "training_s", "error"]
 
 
 class OutputFormat(StrEnum):
@@ -47,13 +48,19 @@ def run(
     calib: Annotated[Path | None, typer.Option(help="Separate calibration data (with --eval).")] = None,
     eval_data: Annotated[Path | None, typer.Option("--eval", help="Separate evaluation data (with --calib).")] = None,
     no_data: Annotated[bool, typer.Option("--no-data", help="Run without data (synthetic fidelity inputs).")] = False,
-    variants: Annotated[str, typer.Option(help="Comma-separated kinds, or 'all'.")] = "all",
+    variants: Annotated[str, typer.Option(help="Comma-separated kinds or aliases (qat, prune50, prune_2x4, "
+                                                "cluster16, pqat, cqat, ...), or 'all' post-training kinds.")] = "all",
     threads: Annotated[int, typer.Option(help="LiteRT threads for latency and evaluation.")] = 1,
     runs: Annotated[int, typer.Option(help="Timed runs per variant (at least 50).")] = 50,
     warmup: Annotated[int, typer.Option(help="Warm-up runs before timing.")] = 10,
     task: Annotated[Task | None, typer.Option(help="Override the inferred task.")] = None,
     label_column: Annotated[str, typer.Option(help="CSV label column.")] = "label",
-    seed: Annotated[int, typer.Option(help="Seed of the calibration/evaluation split.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the data split and of fine-tuning.")] = 0,
+    epochs: Annotated[int | None, typer.Option(help="Fine-tune epochs of training variants (default 4).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Fine-tune batch size (default 32).")] = None,
+    learning_rate: Annotated[float | None, typer.Option(help="Fine-tune learning rate (default 5e-4).")] = None,
+    sparsity: Annotated[float | None, typer.Option(help="Target sparsity of pruning variants (default 0.5).")] = None,
+    clusters: Annotated[int | None, typer.Option(help="Clusters per kernel for clustering (default 16).")] = None,
     out: Annotated[Path, typer.Option(help="Output folder for .tflite files and results.")] = Path("out"),
     output_format: Annotated[OutputFormat, typer.Option("--format", help="How to print results.")] = OutputFormat.TABLE,
 ) -> None:
@@ -61,7 +68,9 @@ def run(
     try:
         if model == DEFAULT_MODEL and data is None and calib is None and eval_data is None and not no_data:
             data = DEFAULT_DATA
-        specs = parse_variant_list(variants, source_of(model_format(model)))
+        training_options = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
+                            "sparsity": sparsity, "clusters": clusters}
+        specs = parse_variant_list(variants, source_of(model_format(model)), training_options)
         options = RunOptions(threads=threads, timed_runs=runs, warmup_runs=warmup, task=task,
                              label_column=label_column, seed=seed)
         if not model.is_file():
@@ -89,6 +98,8 @@ def _print_progress(event: dict[str, object]) -> None:
     stage = event.get("stage")
     if stage in ("converting", "evaluating", "benchmarking"):
         typer.echo(f"  {stage} {event.get('variant')}", err=True)
+    elif stage == "training":
+        typer.echo(f"  training {event.get('variant')}: epoch {event.get('epoch')}/{event.get('epochs')}", err=True)
     elif stage in ("inspecting", "checking data", "exporting"):
         typer.echo(f"  {stage}", err=True)
 

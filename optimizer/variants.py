@@ -193,6 +193,16 @@ class VariantSpec:
         return cls(kind=data["kind"], options=dict(data.get("options") or {}), name=data.get("name", ""))
 
 
+def spec_with_options(kind: VariantKind | str, options: dict[str, Any], name: str = "") -> VariantSpec:
+    """A spec taking from ``options`` only what its kind accepts (None means 'use the default')."""
+    try:
+        allowed = KINDS[VariantKind(kind)].option_defaults
+    except ValueError:
+        allowed = {}
+    chosen = {k: v for k, v in options.items() if k in allowed and v is not None}
+    return VariantSpec(kind, chosen, name=name)  # type: ignore[arg-type]
+
+
 def parse_variant_list(text: str, source: SourceFormat,
                        training_options: dict[str, Any] | None = None) -> list[VariantSpec]:
     """Parse a comma-separated list of kinds or aliases (CLI ``--variants``); ``all``/empty means every
@@ -203,9 +213,7 @@ def parse_variant_list(text: str, source: SourceFormat,
     specs = []
     for name in names:
         kind, options = ALIASES.get(name, (name, {}))
-        allowed = KINDS[VariantKind(kind)].option_defaults if kind in set(VariantKind) else {}
-        specs.append(VariantSpec(kind, {**options, **{k: v for k, v in (training_options or {}).items()  # type: ignore[arg-type]
-                                                       if k in allowed and v is not None}}, name=name))
+        specs.append(spec_with_options(kind, {**options, **(training_options or {})}, name=name))
     for spec in specs:
         if source not in spec.info.sources:
             can = ", ".join(k.value for k in default_kinds(source))

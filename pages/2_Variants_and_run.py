@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from optimizer.intake import model_format, source_of
+from optimizer.intake import ModelFormat, model_format, source_of
 from optimizer.jobs import JobRequest, submit
-from optimizer.variants import KINDS, VariantKind, VariantSpec, default_kinds
+from optimizer.variants import KINDS, VariantKind, default_kinds, spec_with_options
 from ui import services, state, widgets
 
 st.set_page_config(page_title="Variants & run", layout="wide")
@@ -14,9 +14,14 @@ choice = state.selection()
 st.markdown(f"**Model:** `{choice.model.name}` ({choice.label})")
 
 with widgets.user_errors():
-    kinds = default_kinds(source_of(model_format(choice.model)))
-    chosen = st.multiselect("Variant kinds", kinds, default=kinds, key="variant_kinds",
+    fmt = model_format(choice.model)
+    trainable = fmt in (ModelFormat.KERAS, ModelFormat.H5)
+    post_training = default_kinds(source_of(fmt))
+    kinds = default_kinds(source_of(fmt), training=trainable)
+    chosen = st.multiselect("Variant kinds", kinds, default=post_training, key="variant_kinds",
                             format_func=lambda k: KINDS[VariantKind(k)].label)
+    if not trainable:
+        st.caption("Training variants (QAT, pruning, clustering) need a .keras or .h5 model.")
     for kind in chosen:
         st.caption(f"**{KINDS[VariantKind(kind)].label}**: {KINDS[VariantKind(kind)].summary}")
     left, middle, right = st.columns(3)
@@ -24,9 +29,23 @@ with widgets.user_errors():
     timed_runs = middle.number_input("Timed runs", 50, 2000, 50, step=10, key="timed_runs")
     warmup_runs = right.number_input("Warm-up runs", 0, 200, 10, key="warmup_runs")
     calibration = st.number_input("Calibration samples", 1, 10_000, 200, key="calibration_samples")
+    training_chosen = [k for k in chosen if KINDS[VariantKind(k)].needs_training]
+    options: dict[str, object] = {"calibration_samples": int(calibration)}
+    if training_chosen:
+        with st.expander("Fine-tune options (training variants)", expanded=True):
+            cols = st.columns(5)
+            options.update(
+                epochs=int(cols[0].number_input("Epochs", 1, 200, 4, key="epochs")),
+                batch_size=int(cols[1].number_input("Batch size", 1, 4096, 32, key="batch_size")),
+                learning_rate=float(cols[2].number_input("Learning rate", 1e-6, 1.0, 5e-4, format="%.5f",
+                                                         key="learning_rate")),
+                sparsity=float(cols[3].selectbox("Sparsity", [0.5, 0.75, 0.9], key="sparsity")),
+                clusters=int(cols[4].number_input("Clusters", 2, 256, 16, key="clusters")))
+            st.caption("Pruning and clustering shrink the compressed (gzip) size only; no x86 TFLite kernel runs "
+                       "sparse, 2:4 or clustered weights faster. Each technique starts from a fresh copy of the "
+                       "model and fine-tunes on the labelled calibration split with a fixed seed.")
     if st.button("Run", key="run_button", type="primary", disabled=not chosen):
-        specs = [VariantSpec(VariantKind(k), {"calibration_samples": int(calibration)}
-                             if KINDS[VariantKind(k)].needs_calibration else {}) for k in chosen]
+        specs = [spec_with_options(k, options) for k in chosen]
         request = JobRequest(model=str(choice.model), **choice.data_paths(), variants=[s.to_dict() for s in specs],
                              threads=int(threads), timed_runs=int(timed_runs), warmup_runs=int(warmup_runs))
         state.set_current_run(submit(store, request, session=state.session_id()))

@@ -54,6 +54,8 @@ def show_progress(store: RunStore, run_id: str) -> dict[str, Any] | None:
     for variant, entry in (progress.get("variants") or {}).items():
         stage = entry.get("stage", "")
         share = _STAGE_SHARE.get(stage, 0.05)
+        if stage == "training" and entry.get("epochs"):
+            share = 0.05 + 0.25 * int(entry.get("epoch") or 0) / int(entry["epochs"])
         text = f"{variant}: {stage}"
         if entry.get("epochs"):
             text += f" (epoch {entry.get('epoch')}/{entry['epochs']})"

@@ -82,3 +82,21 @@ def test_inspect_prints_the_summary(tmp_path):
     assert summary["outputs"][0]["shape"] == [None, 10]
     assert summary["parameter_count"] == 85066
     assert [layer["type"] for layer in summary["layers"]][:2] == ["Conv2D", "Conv2D"]
+
+
+def test_training_variants_from_the_cli(tmp_path):
+    result = _cli("run", str(CANCER_MODEL), "--data", str(CANCER_DATA), "--variants", "qat,prune75,cluster8",
+                  "--epochs", "2", "--out", str(tmp_path), "--format", "json", "--warmup", "1")
+    assert result.returncode == 0, result.stderr
+    rows = {r["variant"]: r for r in json.loads(result.stdout)["rows"]}
+    assert [rows[n]["status"] for n in ("float32", "qat", "prune75", "cluster8")] == ["ok"] * 4
+    assert rows["prune75"]["training"]["epochs"] == 2
+    assert rows["prune75"]["weights_zero_fraction"] >= 0.7
+    assert rows["cluster8"]["weights_max_unique"] <= 8
+    assert "training qat: epoch 2/2" in result.stderr
+
+
+def test_training_option_out_of_range_is_exit_2(tmp_path):
+    result = _cli("run", str(CANCER_MODEL), "--variants", "prune", "--sparsity", "1.5", "--out", str(tmp_path))
+    assert result.returncode == 2
+    assert "Invalid option: variant prune: sparsity must be in (0, 1); found 1.5" in result.stderr
