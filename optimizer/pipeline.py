@@ -262,8 +262,9 @@ class _Conversions:
             remaining = [s for s in specs if s.name not in self.done]
             if not remaining:
                 return
-            task = "train" if remaining[0].info.needs_training else self.task
-            batch = [s for s in remaining if s.info.needs_training == remaining[0].info.needs_training]
+            kind_task = remaining[0].info.worker_task
+            task = self.task if kind_task == "convert" else kind_task
+            batch = [s for s in remaining if s.info.worker_task == kind_task]
             worker = Worker(task, workdir=self.context.workdir, limits=self.context.options.limits,
                             cancel=self.context.cancel)
             self.run_share(worker, batch, export_dir)
@@ -332,6 +333,9 @@ def run_comparison(
                                        "for the calibration split (y, or y_calib); found none")
             elif spec.info.needs_calibration and not data_report["calibration_path"]:
                 rows[spec.name].update(status="skipped", error="needs calibration data; none was given")
+            elif spec.kind is VariantKind.MIXED_INT8 and task is not Task.CLASSIFICATION:
+                rows[spec.name].update(status="failed", error="the selective search needs labelled classification "
+                                       "data for evaluation; found none")
             else:
                 to_convert.append(spec)
         context = _RunContext(out_dir=out_dir, workdir=workdir, options=options, data_report=data_report,
@@ -341,14 +345,19 @@ def run_comparison(
                    "out_dir": str((out_dir / "variants").resolve()), "seed": options.seed,
                    "calibration_path": data_report["calibration_path"],
                    "calibration_labels_path": data_report["calibration_labels_path"],
+                   "eval_path": data_report["eval_path"], "eval_labels_path": data_report["eval_labels_path"],
                    "task": task.value if task else None}
         conversions = _Conversions(context, payload, helper_task, evaluator.submit)
-        training = [s for s in to_convert if s.info.needs_training]
+        training = [s for s in to_convert if s.info.worker_task == "train"]
         if training:  # fine-tunes run in their own worker, beside the conversions
             conversions.start_share(Worker("train", workdir=workdir, limits=limits, cancel=cancel), training, None)
+        diagnosis = [s for s in to_convert if s.info.worker_task == "diagnose"]
+        # The diagnosis converts from the export: its worker loads TensorFlow now and starts once exported.
+        diagnoser = Worker("diagnose", workdir=workdir, limits=limits, cancel=cancel) if diagnosis else None
         state.update(summary=summary, data_report=data_report, chosen=chosen, task=task, context=context,
-                     to_convert=to_convert, post_training=[s for s in to_convert if not s.info.needs_training],
-                     evaluator=evaluator, conversions=conversions)
+                     to_convert=to_convert, evaluator=evaluator, conversions=conversions,
+                     post_training=[s for s in to_convert if s.info.worker_task == "convert"],
+                     after_export=[(diagnoser, diagnosis)] if diagnoser else [])
 
     export_dir: str | None = None
     export_s = 0.0
@@ -374,6 +383,8 @@ def run_comparison(
                 if stage == "exported":
                     export_dir, export_s = event["export_dir"], event["export_s"]
                     state["conversions"].start_share(helper, state["post_training"][1::2], export_dir)
+                    for worker, share in state["after_export"]:
+                        state["conversions"].start_share(worker, share, export_dir)
                 elif "conversions" in state:
                     state["conversions"].track(event, current)
                 progress(event)
@@ -385,6 +396,8 @@ def run_comparison(
                     raise  # the model or the data was refused: nothing ran
                 if export_dir is None:  # no export: no post-training variant can be converted
                     helper.abort()
+                    for worker, _ in state["after_export"]:
+                        worker.abort()
                     state["conversions"].fail_unfinished(state["post_training"], exc if not isinstance(
                         exc, WorkerFailed) else VariantFailed(f"export failed: {exc}"), {})
                 else:
@@ -406,6 +419,7 @@ def run_comparison(
 
     ordered = [rows[s.name] for s in chosen]
     _add_relative_columns(ordered)
+    _add_statistics(ordered, context)
     manifest = {
         "created_at": started_at,
         "wall_time_s": round(time.perf_counter() - wall_start, 3),
@@ -437,6 +451,41 @@ def _choose_variants(specs: list[VariantSpec] | None, source: SourceFormat) -> l
     if len(set(names)) != len(names):
         raise InvalidOption(f"variant names must be unique; found {names}")
     return sorted(chosen, key=lambda s: s.kind is not VariantKind.FLOAT32)
+
+
+def _add_statistics(rows: list[dict[str, Any]], context: _RunContext) -> None:
+    """Against float32: is the accuracy change real (McNemar, bootstrap), is the latency change real (median
+    intervals), and which evaluation samples flipped class."""
+    from optimizer.evaluate import predicted_classes
+    from optimizer.stats import accuracy_significance, compare_latency, median_interval, prediction_flips
+
+    outputs_dir = context.workdir / "outputs"
+    reference = next((r for r in rows if r["kind"] == VariantKind.FLOAT32.value and r["status"] == "ok"), None)
+    labels_path = context.data_report.get("eval_labels_path")
+    labels = np.load(labels_path, allow_pickle=False) if labels_path and context.task is Task.CLASSIFICATION else None
+    reference_outputs = None
+    if reference is not None and (outputs_dir / f"{reference['variant']}.npy").exists():
+        reference_outputs = np.load(outputs_dir / f"{reference['variant']}.npy", allow_pickle=False)
+    for row in rows:
+        if row["status"] != "ok":
+            continue
+        if row.get("timings_ms"):
+            low, high = median_interval(row["timings_ms"])
+            row.update(latency_ms_p50_ci_low=low, latency_ms_p50_ci_high=high)
+            if reference is not None and row is not reference and reference.get("timings_ms"):
+                row["latency_verdict"] = compare_latency(reference["timings_ms"], row["timings_ms"])
+        path = outputs_dir / f"{row['variant']}.npy"
+        if row is reference or reference_outputs is None or not path.exists():
+            continue
+        outputs = np.load(path, allow_pickle=False)
+        if reference_outputs.reshape(len(reference_outputs), -1).shape[1] < 2:
+            continue
+        reference_predicted, predicted = predicted_classes(reference_outputs), predicted_classes(outputs)
+        flips = prediction_flips(reference_predicted, predicted, labels)
+        row.update(flips=flips.count, flips_by_class=flips.by_true_class, flip_indices=flips.indices)
+        if labels is not None:
+            row.update(accuracy_significance(reference_predicted == labels, predicted == labels,
+                                             seed=context.options.seed))
 
 
 def _add_relative_columns(rows: list[dict[str, Any]]) -> None:

@@ -19,14 +19,17 @@ COLUMNS = [
     "size_bytes", "gzip_bytes", "size_ratio", "conversion_s",
     "latency_ms_p50", "latency_ms_p95", "latency_ms_min", "latency_ms_mean", "latency_ms_std",
     "latency_ms_init", "latency_ms_first", "latency_runs", "memory_peak_bytes", "memory_model_bytes",
-    "metric", "accuracy", "mae", "accuracy_delta",
+    "latency_ms_p50_ci_low", "latency_ms_p50_ci_high", "latency_verdict",
+    "metric", "accuracy", "mae", "accuracy_delta", "accuracy_delta_ci_low", "accuracy_delta_ci_high",
+    "mcnemar_p", "accuracy_verdict", "flips",
     "fidelity_top1_agreement", "fidelity_rmse", "fidelity_snr_db", "fidelity_inputs",
     "weights_zero_fraction", "weights_max_unique", "training_s", "epochs",
     "integer_only", "expected_integer_only", "float_compute_ops", "input_dtypes", "output_dtypes", "op_counts",
     "runtime", "runtime_version", "threads", "cpu", "path",
 ]
 # Kept in JSON only: long lists that do not belong in a flat table.
-JSON_ONLY = {"timings_ms", "per_class_accuracy", "audit", "weight_stats", "training"}
+JSON_ONLY = {"timings_ms", "per_class_accuracy", "audit", "weight_stats", "training", "flips_by_class",
+             "flip_indices"}
 LIST_COLUMNS = {"float_compute_ops", "input_dtypes", "output_dtypes"}
 TRACKED_PACKAGES = ["tensorflow", "tf-keras", "keras", "tensorflow-model-optimization", "ai-edge-litert",
                     "ai-edge-quantizer", "numpy", "pandas", "streamlit", "plotly"]

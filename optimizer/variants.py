@@ -34,6 +34,8 @@ class VariantKind(StrEnum):
     CQAT = "cqat"
     SPARSE_CLUSTER = "sparse_cluster"
     FINETUNE_CONTROL = "finetune_control"
+    # Diagnosis: the k most sensitive layers kept float, found by search against an accuracy budget.
+    MIXED_INT8 = "mixed_int8"
 
 
 class SourceFormat(StrEnum):
@@ -53,6 +55,7 @@ class KindInfo:
     summary: str
     option_defaults: dict[str, Any] = field(default_factory=dict)
     needs_training: bool = False  # fine-tunes a Keras model with tfmot: needs labels and a .keras/.h5
+    worker_task: str = "convert"  # which worker produces it: convert, train or diagnose
 
 
 _TRAINING_DEFAULTS: dict[str, Any] = {"epochs": 4, "batch_size": 32, "learning_rate": 5e-4,
@@ -86,7 +89,13 @@ KINDS: dict[VariantKind, KindInfo] = {
         KindInfo(VariantKind.AEQ_STATIC_INT8, "static int8 (ai-edge-quantizer)", _TFLITE, True, True,
                  "ai-edge-quantizer's static_wi8_ai8: calibrated int8 weights and activations.",
                  {"calibration_samples": 200}),
-        *(KindInfo(kind, label, _TF, True, integer, summary, {**_TRAINING_DEFAULTS, **extra}, needs_training=True)
+        KindInfo(VariantKind.MIXED_INT8, "selective int8 (sensitive layers float)", _TF, True, False,
+                 "int8 except the layers the quantization debugger finds most sensitive, kept float until the "
+                 "accuracy drop is within budget; with the per-layer error table and a calibration study.",
+                 {"calibration_samples": 200, "accuracy_budget": 1.0, "max_float_layers": 8,
+                  "calibration_study": True}, worker_task="diagnose"),
+        *(KindInfo(kind, label, _TF, True, integer, summary, {**_TRAINING_DEFAULTS, **extra}, needs_training=True,
+                   worker_task="train")
           for kind, label, integer, summary, extra in (
             (VariantKind.QAT, "quantization-aware training (int8)", True,
              "Fine-tunes with fake quantization, then full int8: recovers accuracy int8 PTQ lost; same speed.", {}),
@@ -114,8 +123,10 @@ KINDS: dict[VariantKind, KindInfo] = {
 
 
 def default_kinds(source: SourceFormat, training: bool = False) -> list[VariantKind]:
-    """Every kind that can be produced from this source, in table order; training kinds only if asked."""
-    return [kind for kind, info in KINDS.items() if source in info.sources and (training or not info.needs_training)]
+    """The plain conversions for this source, in table order; with ``training``, also the training and
+    diagnosis kinds (they cost minutes, so a default run leaves them out)."""
+    return [kind for kind, info in KINDS.items()
+            if source in info.sources and (training or info.worker_task == "convert")]
 
 
 def _whole(value: Any) -> bool:
@@ -134,6 +145,13 @@ def _check_training_options(kind: VariantKind, options: dict[str, Any]) -> None:
         raise InvalidOption(f"variant {name}: learning_rate must be in (0, 1]; found {options['learning_rate']!r}")
     if "sparsity" in options and not (isinstance(options["sparsity"], int | float) and 0 < options["sparsity"] < 1):
         raise InvalidOption(f"variant {name}: sparsity must be in (0, 1); found {options['sparsity']!r}")
+    if "accuracy_budget" in options and not (isinstance(options["accuracy_budget"], int | float)
+                                             and 0 <= options["accuracy_budget"] <= 100):
+        raise InvalidOption(f"variant {name}: accuracy_budget (points) must be in 0..100; "
+                            f"found {options['accuracy_budget']!r}")
+    if "max_float_layers" in options and not (_whole(options["max_float_layers"]) and options["max_float_layers"] >= 1):
+        raise InvalidOption(f"variant {name}: max_float_layers must be a whole number >= 1; "
+                            f"found {options['max_float_layers']!r}")
     if "clusters" in options and not (_whole(options["clusters"]) and 2 <= options["clusters"] <= 256):
         raise InvalidOption(f"variant {name}: clusters must be a whole number in 2..256; found {options['clusters']!r}")
 
@@ -213,7 +231,8 @@ def parse_variant_list(text: str, source: SourceFormat,
     specs = []
     for name in names:
         kind, options = ALIASES.get(name, (name, {}))
-        specs.append(spec_with_options(kind, {**options, **(training_options or {})}, name=name))
+        given = {k: v for k, v in (training_options or {}).items() if v is not None}
+        specs.append(spec_with_options(kind, {**options, **given}, name=name))
     for spec in specs:
         if source not in spec.info.sources:
             can = ", ".join(k.value for k in default_kinds(source))

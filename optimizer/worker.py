@@ -21,6 +21,7 @@ TASKS: dict[str, str] = {
     "convert": "optimizer.convert:convert_task",
     "convert_tflite": "optimizer.convert:convert_task",  # float .tflite uploads: no TensorFlow preloaded
     "train": "optimizer.training:train_task",
+    "diagnose": "optimizer.diagnose:diagnose_task",
     "evaluate": "optimizer.evaluate:evaluate_task",
     "benchmark": "optimizer.measure:benchmark_task",
 }
@@ -29,6 +30,7 @@ PRELOAD: dict[str, list[str]] = {
     "prepare": ["tensorflow", "keras"],
     "convert": ["tensorflow", "keras"],
     "train": ["tensorflow", "keras", "tf_keras", "tensorflow_model_optimization"],
+    "diagnose": ["tensorflow", "keras"],
 }
 
 

@@ -14,8 +14,10 @@ from optimizer.results import to_frame
 from optimizer.store import ACTIVE, RunStore
 
 TABLE_COLUMNS = ["variant", "status", "size_bytes", "gzip_bytes", "size_ratio", "latency_ms_p50", "latency_ms_p95",
-                 "memory_model_bytes", "memory_peak_bytes", "accuracy", "mae", "accuracy_delta",
-                 "fidelity_top1_agreement", "fidelity_snr_db", "integer_only", "conversion_s", "error"]
+                 "latency_verdict", "memory_model_bytes", "memory_peak_bytes", "accuracy", "mae", "accuracy_delta",
+                 "accuracy_delta_ci_low", "accuracy_delta_ci_high", "mcnemar_p", "accuracy_verdict", "flips",
+                 "fidelity_top1_agreement", "fidelity_snr_db", "integer_only", "weights_zero_fraction",
+                 "weights_max_unique", "conversion_s", "training_s", "error"]
 _STAGE_SHARE = {"converting": 0.15, "converted": 0.35, "evaluating": 0.5, "benchmarking": 0.8, "measured": 1.0,
                 "failed": 1.0}
 

@@ -89,3 +89,18 @@ def test_results_saved_as_csv_json_and_manifest(digits_run):
     assert manifest["data"]["dataset_sha256"] and manifest["data"]["split"] == "given in file"
     assert manifest["threads"] == 1 and manifest["cpu"] and manifest["seeds"]["split"] == 0
     assert manifest["model"]["parameter_count"] > 50_000
+
+
+def test_significance_flips_and_latency_intervals(digits_run):
+    rows = rows_by_name(digits_run)
+    data = np.load(DIGITS_DATA)
+    for name in ("float16", "int8", "int8_io", "int16x8", "dynamic_range"):
+        row = rows[name]
+        assert row["flips"] == round((1 - row["fidelity_top1_agreement"]) * len(data["y_eval"]))
+        assert len(row["flip_indices"]) == row["flips"] and sum(row["flips_by_class"].values()) == row["flips"]
+        assert 0 <= row["mcnemar_p"] <= 1 and row["accuracy_verdict"] in ("within noise", "significant")
+        assert row["accuracy_delta_ci_low"] <= row["accuracy_delta"] <= row["accuracy_delta_ci_high"]
+        assert row["latency_ms_p50_ci_low"] <= row["latency_ms_p50"] <= row["latency_ms_p50_ci_high"]
+        assert row["latency_verdict"] in ("faster", "slower", "same")
+    assert rows["int16x8"]["latency_verdict"] == "slower"  # reference kernels: ~20x the float32 latency
+    assert rows["float16"]["accuracy_verdict"] == "within noise"

@@ -43,3 +43,13 @@ def test_variant_list_adds_float32_reference_and_checks_source():
     with pytest.raises(InvalidOption, match="cannot be made from a tflite model"):
         parse_variant_list("float16", SourceFormat.TFLITE)
     assert [s.kind for s in parse_variant_list("all", SourceFormat.TFLITE)] == default_kinds(SourceFormat.TFLITE)
+
+
+def test_aliases_keep_their_setting_unless_an_option_overrides_it():
+    specs = {s.name: s for s in parse_variant_list("prune75,cluster8,prune", SourceFormat.TENSORFLOW,
+                                                   {"sparsity": None, "epochs": 2})}
+    assert specs["prune75"].options["sparsity"] == 0.75 and specs["prune75"].options["epochs"] == 2
+    assert specs["cluster8"].options["clusters"] == 8
+    assert specs["prune"].options["sparsity"] == 0.5
+    overridden = parse_variant_list("prune75", SourceFormat.TENSORFLOW, {"sparsity": 0.9})
+    assert overridden[1].options["sparsity"] == 0.9

@@ -1,0 +1,184 @@
+"""Where int8 loses accuracy, and what to do about it (runs in a worker; imports TensorFlow).
+
+- Per-layer error of full-int8 quantization on the calibration data with TensorFlow Lite's quantization
+  debugger: RMSE, RMSE divided by the quantization scale, mean error and range, ranked by sensitivity.
+- Selective quantization: keep the k most sensitive layers in float (the debugger's deny-list) and int8
+  elsewhere; k grows until the accuracy drop against float32 is within the budget or the cap is reached.
+- Calibration study: full-int8 accuracy against the calibration set's size and seed.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from optimizer.errors import VariantFailed
+from optimizer.evaluate import accuracy
+from optimizer.variants import VariantSpec
+
+# Uniform quantization noise has RMSE = scale / sqrt(12); layers far above that are flagged.
+NOISE_RMSE_PER_SCALE = 1 / np.sqrt(12)
+FLAG_FACTOR = 2.0
+DEBUG_SAMPLES = 64
+STUDY_SIZES = (8, 32, 128)
+STUDY_SEEDS = (0, 1, 2)
+
+
+def _dataset(samples: np.ndarray) -> Callable[[], Any]:
+    return lambda: ([samples[i:i + 1]] for i in range(len(samples)))
+
+
+def _int8_converter(export_dir: str, samples: np.ndarray) -> Any:
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(export_dir)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = _dataset(samples)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    return converter
+
+
+def layer_errors(export_dir: str, samples: np.ndarray) -> list[dict[str, Any]]:
+    """One row per quantized layer, in graph order, from the quantization debugger."""
+    import pandas as pd
+    import tensorflow as tf
+
+    debug = samples[:DEBUG_SAMPLES]
+    debugger = tf.lite.experimental.QuantizationDebugger(converter=_int8_converter(export_dir, debug),
+                                                         debug_dataset=_dataset(debug))
+    debugger.run()
+    buffer = io.StringIO()
+    debugger.layer_statistics_dump(buffer)
+    table = pd.read_csv(io.StringIO(buffer.getvalue()))
+    table["range"] = 255.0 * table["scale"]
+    table["rmse"] = np.sqrt(table["mean_squared_error"])
+    table["rmse_per_scale"] = table["rmse"] / table["scale"]
+    table["flagged"] = table["rmse_per_scale"] > FLAG_FACTOR * NOISE_RMSE_PER_SCALE
+    table["graph_order"] = range(len(table))
+    columns = ["graph_order", "op_name", "tensor_name", "rmse", "rmse_per_scale", "mean_error", "range",
+               "scale", "zero_point", "num_elements", "flagged"]
+    table = table[[c for c in columns if c in table.columns]]
+    order = table["rmse_per_scale"].rank(ascending=False, method="first").astype(int)
+    table.insert(1, "sensitivity_rank", order)
+    return [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()} for row in table.to_dict("records")]
+
+
+def selective_model(export_dir: str, samples: np.ndarray, float_layers: list[str]) -> bytes:
+    """int8 everywhere except the named layers (tensor names from the debugger), which stay float."""
+    import tensorflow as tf
+
+    debug = samples[:DEBUG_SAMPLES]
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=float_layers)
+    debugger = tf.lite.experimental.QuantizationDebugger(converter=_int8_converter(export_dir, samples),
+                                                         debug_dataset=_dataset(debug), debug_options=options)
+    return bytes(debugger.get_nondebug_quantized_model())
+
+
+def _accuracy_of(content: bytes, path: Path, x: np.ndarray, y: np.ndarray) -> float:
+    from optimizer.runtime import predict
+
+    path.write_bytes(content)
+    return accuracy(predict(path, x), y)
+
+
+def search(export_dir: str, calibration: np.ndarray, x_eval: np.ndarray, y_eval: np.ndarray, float_accuracy: float,
+           ranked: list[dict[str, Any]], budget: float, cap: int, scratch: Path,
+           report: Callable[[dict[str, Any]], None], name: str) -> dict[str, Any]:
+    """Grow the float set by sensitivity until accuracy is within ``budget`` of float32 or ``cap`` is hit."""
+    order = [row["tensor_name"] for row in sorted(ranked, key=lambda r: r["sensitivity_rank"])]
+    curve: list[dict[str, Any]] = []
+    chosen = None
+    for k in range(0, min(cap, len(order)) + 1):
+        report({"stage": "searching", "variant": name, "epoch": k, "epochs": min(cap, len(order))})
+        content = selective_model(export_dir, calibration, order[:k])
+        path = scratch / f"{name}-k{k}.tflite"
+        candidate_accuracy = _accuracy_of(content, path, x_eval, y_eval)
+        curve.append({"float_layers": k, "layers": order[:k], "accuracy": candidate_accuracy,
+                      "accuracy_drop": float_accuracy - candidate_accuracy, "size_bytes": len(content),
+                      "path": str(path)})
+        if float_accuracy - candidate_accuracy <= budget:
+            chosen = curve[-1]
+            break
+    best_drop = min(float(c["accuracy_drop"]) for c in curve) * 100
+    reason = None if chosen else (f"no choice of up to {min(cap, len(order))} float layers brings the drop within "
+                                  f"{budget * 100:.2f} points (best drop {best_drop:.2f})")
+    return {"curve": curve, "chosen": chosen, "reason": reason, "budget": budget, "cap": cap}
+
+
+def calibration_study(export_dir: str, calibration: np.ndarray, x_eval: np.ndarray, y_eval: np.ndarray,
+                      scratch: Path, report: Callable[[dict[str, Any]], None], name: str) -> list[dict[str, Any]]:
+    """Full-int8 accuracy for calibration sets of 8, 32, 128 and all samples, each size with three seeds."""
+
+    sizes = [s for s in STUDY_SIZES if s < len(calibration)] + [len(calibration)]
+    points: list[dict[str, Any]] = []
+    for size in sizes:
+        for seed in (STUDY_SEEDS if size < len(calibration) else (0,)):
+            report({"stage": "calibration study", "variant": name, "epoch": len(points) + 1})
+            picked = calibration[np.random.default_rng(seed).permutation(len(calibration))[:size]]
+            converter = _int8_converter(export_dir, picked)
+            content = bytes(converter.convert())
+            points.append({"calibration_samples": size, "seed": seed,
+                           "accuracy": _accuracy_of(content, scratch / f"study-{size}-{seed}.tflite", x_eval, y_eval)})
+    return points
+
+
+def diagnose_task(payload: dict[str, Any], report: Callable[[dict[str, Any]], None]) -> list[dict[str, Any]]:
+    """Worker task for the mixed-precision kind: per-layer errors, the search, the calibration study."""
+    from optimizer.convert import export_model
+    from optimizer.errors import OptimizerError
+    from optimizer.intake import load_checked
+    from optimizer.runtime import predict
+
+    out_dir, workdir = Path(payload["out_dir"]), Path(payload["workdir"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scratch = workdir / "diagnosis"
+    scratch.mkdir(parents=True, exist_ok=True)
+    outcomes = []
+    for spec in (VariantSpec.from_dict(d) for d in payload["specs"]):
+        report({"stage": "converting", "variant": spec.name})
+        outcome: dict[str, Any] = {"name": spec.name}
+        started = time.perf_counter()
+        try:
+            if not payload.get("eval_labels_path"):
+                raise VariantFailed("the selective search needs labelled evaluation data; found none")
+            export_dir = payload.get("export_dir")
+            if not export_dir:
+                _, loaded = load_checked(Path(payload["model_path"]), workdir)
+                export_dir = str(loaded if isinstance(loaded, Path) else export_model(loaded, scratch))
+            calibration = np.load(payload["calibration_path"], allow_pickle=False)
+            calibration = calibration[:int(spec.options["calibration_samples"])]
+            x_eval = np.load(payload["eval_path"], allow_pickle=False)
+            y_eval = np.load(payload["eval_labels_path"], allow_pickle=False)
+            import tensorflow as tf
+
+            float_path = scratch / "float32.tflite"
+            float_path.write_bytes(bytes(tf.lite.TFLiteConverter.from_saved_model(export_dir).convert()))
+            float_accuracy = accuracy(predict(float_path, x_eval), y_eval)
+            layers = layer_errors(export_dir, calibration)
+            found = search(export_dir, calibration, x_eval, y_eval, float_accuracy, layers,
+                           float(spec.options["accuracy_budget"]) / 100, int(spec.options["max_float_layers"]),
+                           scratch, report, spec.name)
+            study = (calibration_study(export_dir, np.load(payload["calibration_path"], allow_pickle=False),
+                                       x_eval, y_eval, scratch, report, spec.name)
+                     if spec.options["calibration_study"] else [])
+            best = found["chosen"] or min(found["curve"], key=lambda c: c["accuracy_drop"])
+            path = out_dir / f"{spec.name}.tflite"
+            path.write_bytes(Path(best["path"]).read_bytes())
+            analysis = {"float_accuracy": float_accuracy, "layers": layers, "search": found,
+                        "calibration_study": study, "float_layers": best["layers"]}
+            outcome.update(status="ok", path=str(path), conversion_s=round(time.perf_counter() - started, 3),
+                           extra={"analysis": analysis, "float_layers": len(best["layers"]),
+                                  "search_met_budget": found["chosen"] is not None})
+        except OptimizerError as exc:
+            outcome.update(status="failed", error=str(exc))
+        except Exception as exc:  # noqa: BLE001 - the diagnosis failing fails only its variant
+            text = str(exc).strip().splitlines()
+            outcome.update(status="failed", error=f"diagnosis error: {(text[0] if text else type(exc).__name__)[:400]}")
+        report({"stage": "converted", "outcome": outcome})
+        outcomes.append(outcome)
+    return outcomes

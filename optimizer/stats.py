@@ -1,0 +1,89 @@
+"""Is a difference real? Paired tests on per-sample correctness, bootstrap intervals, latency intervals,
+and prediction flips, all from the saved outputs of a run (pure numpy/scipy)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+ALPHA = 0.05
+
+
+def mcnemar_exact(reference_correct: np.ndarray, variant_correct: np.ndarray) -> dict[str, float | int]:
+    """Exact (binomial) McNemar test: of the samples where exactly one model is right, is the split 50/50?
+
+    ``b`` = right only under the reference, ``c`` = right only under the variant; two-sided p-value.
+    """
+    reference_correct = np.asarray(reference_correct, dtype=bool)
+    variant_correct = np.asarray(variant_correct, dtype=bool)
+    b = int(np.sum(reference_correct & ~variant_correct))
+    c = int(np.sum(~reference_correct & variant_correct))
+    p_value = 1.0 if b + c == 0 else float(scipy_stats.binomtest(min(b, c), b + c, 0.5).pvalue)
+    return {"mcnemar_b": b, "mcnemar_c": c, "mcnemar_p": min(1.0, p_value)}
+
+
+def bootstrap_delta_interval(reference_correct: np.ndarray, variant_correct: np.ndarray, resamples: int = 2000,
+                             seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """Paired percentile bootstrap interval of accuracy(variant) - accuracy(reference)."""
+    difference = np.asarray(variant_correct, dtype=np.float64) - np.asarray(reference_correct, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(difference), size=(resamples, len(difference)))
+    means = difference[picks].mean(axis=1)
+    tail = (1 - level) / 2 * 100
+    return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
+
+
+def median_interval(timings: list[float] | np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """Distribution-free interval of the median from order statistics (binomial), as used for benchmarks."""
+    values = np.sort(np.asarray(timings, dtype=np.float64))
+    n = len(values)
+    low = int(scipy_stats.binom.ppf((1 - level) / 2, n, 0.5))
+    high = int(scipy_stats.binom.isf((1 - level) / 2, n, 0.5))
+    return float(values[max(0, low - 1)]), float(values[min(n - 1, high)])
+
+
+def compare_latency(reference: list[float], variant: list[float]) -> str:
+    """'faster', 'slower' or 'same' against the reference; overlapping median intervals are 'same'."""
+    ref_low, ref_high = median_interval(reference)
+    low, high = median_interval(variant)
+    if high < ref_low:
+        return "faster"
+    if low > ref_high:
+        return "slower"
+    return "same"
+
+
+@dataclass(frozen=True)
+class Flips:
+    """Evaluation samples whose predicted class changed against the reference."""
+
+    indices: list[int]
+    by_true_class: dict[str, int]
+
+    @property
+    def count(self) -> int:
+        return len(self.indices)
+
+
+def prediction_flips(reference_predicted: np.ndarray, variant_predicted: np.ndarray,
+                     labels: np.ndarray | None = None) -> Flips:
+    changed = np.flatnonzero(np.asarray(reference_predicted) != np.asarray(variant_predicted))
+    by_class: dict[str, int] = {}
+    if labels is not None:
+        for index in changed:
+            key = str(int(labels[index]))
+            by_class[key] = by_class.get(key, 0) + 1
+    return Flips([int(i) for i in changed], dict(sorted(by_class.items(), key=lambda kv: int(kv[0]))))
+
+
+def accuracy_significance(reference_correct: np.ndarray, variant_correct: np.ndarray,
+                          seed: int = 0) -> dict[str, Any]:
+    """McNemar p-value, bootstrap interval of the delta, and the verdict the table shows."""
+    result: dict[str, Any] = mcnemar_exact(reference_correct, variant_correct)
+    low, high = bootstrap_delta_interval(reference_correct, variant_correct, seed=seed)
+    result.update(accuracy_delta_ci_low=low, accuracy_delta_ci_high=high)
+    result["accuracy_verdict"] = "significant" if result["mcnemar_p"] < ALPHA else "within noise"
+    return result
