@@ -154,3 +154,55 @@ def per_class_delta_figure(rows: list[dict[str, Any]], class_names: list[str] | 
     figure.update_layout(title="Accuracy change per class against float32", xaxis_title="class",
                          yaxis_title="percentage points", barmode="group", height=420)
     return figure
+
+
+def layer_error_figure(layers: list[dict[str, Any]]) -> go.Figure:
+    """Quantization error of each layer in graph order (RMSE / scale), flagged layers in red, with the level
+    of pure rounding noise (1/sqrt(12)) for reference."""
+    from optimizer.diagnose import FLAG_FACTOR, NOISE_RMSE_PER_SCALE
+
+    ordered = sorted(layers, key=lambda row: row["graph_order"])
+    labels = [f"{row['graph_order']}: {row['op_name']}" for row in ordered]
+    figure = go.Figure(go.Bar(
+        x=labels, y=[row["rmse_per_scale"] for row in ordered],
+        marker={"color": [_FRONT_COLOUR if row["flagged"] else _OK_COLOUR for row in ordered]},
+        customdata=[[row["tensor_name"], row["sensitivity_rank"]] for row in ordered],
+        hovertemplate="%{customdata[0]}<br>RMSE/scale %{y:.3f}<br>rank %{customdata[1]}<extra></extra>"))
+    figure.add_hline(y=NOISE_RMSE_PER_SCALE, line_dash="dot", annotation_text="rounding noise 1/sqrt(12)")
+    figure.add_hline(y=FLAG_FACTOR * NOISE_RMSE_PER_SCALE, line_dash="dash", line_color=_FRONT_COLOUR,
+                     annotation_text="flag threshold")
+    figure.update_layout(title="int8 error by layer (graph order)", yaxis_title="RMSE / quantization scale",
+                         height=420)
+    return figure
+
+
+def search_curve_figure(curve: list[dict[str, Any]], float_accuracy: float) -> go.Figure:
+    """Accuracy recovered, and what it costs in size and latency, per number of layers kept float."""
+    from plotly.subplots import make_subplots
+
+    figure = make_subplots(specs=[[{"secondary_y": True}]])
+    ks = [point["float_layers"] for point in curve]
+    figure.add_trace(go.Scatter(x=ks, y=[p["accuracy"] for p in curve], mode="lines+markers", name="accuracy"))
+    figure.add_hline(y=float_accuracy, line_dash="dot", annotation_text="float32")
+    figure.add_trace(go.Scatter(x=ks, y=[p["size_bytes"] for p in curve], mode="lines+markers", name="size (bytes)"),
+                     secondary_y=True)
+    if any("latency_ms_p50" in p for p in curve):
+        figure.add_trace(go.Scatter(x=ks, y=[p.get("latency_ms_p50") for p in curve], mode="lines+markers",
+                                    name="latency p50 (ms)", line={"dash": "dash"}), secondary_y=True)
+    figure.update_layout(title="Selective quantization: layers kept float", xaxis_title="float layers (k)",
+                         height=420)
+    figure.update_yaxes(title_text="accuracy", secondary_y=False)
+    figure.update_yaxes(title_text="size (bytes) / latency (ms)", secondary_y=True)
+    return figure
+
+
+def calibration_study_figure(points: list[dict[str, Any]], float_accuracy: float | None = None) -> go.Figure:
+    """Full-int8 accuracy against the number of calibration samples, one marker per seed."""
+    figure = go.Figure(go.Scatter(
+        x=[p["calibration_samples"] for p in points], y=[p["accuracy"] for p in points], mode="markers",
+        text=[f"seed {p['seed']}" for p in points], marker={"size": 10}, name="int8"))
+    if float_accuracy is not None:
+        figure.add_hline(y=float_accuracy, line_dash="dot", annotation_text="float32")
+    figure.update_layout(title="int8 accuracy by calibration set size", xaxis_title="calibration samples",
+                         xaxis_type="log", yaxis_title="accuracy", height=400)
+    return figure

@@ -104,6 +104,79 @@ def _print_progress(event: dict[str, object]) -> None:
         typer.echo(f"  {stage}", err=True)
 
 
+STATS_COLUMNS = ["variant", "accuracy", "accuracy_delta", "accuracy_delta_ci_low", "accuracy_delta_ci_high",
+                 "mcnemar_p", "accuracy_verdict", "flips", "latency_ms_p50", "latency_ms_p50_ci_low",
+                 "latency_ms_p50_ci_high", "latency_verdict"]
+
+
+@app.command()
+def analyze(
+    model: Annotated[Path, typer.Argument(help="Keras or SavedModel .zip model.")] = DEFAULT_MODEL,
+    data: Annotated[Path | None, typer.Option(help="Labelled data (.npz, .npy + --labels, .csv, image .zip).")] = None,
+    labels: Annotated[Path | None, typer.Option(help="Labels .npy when --data is an inputs .npy.")] = None,
+    calib: Annotated[Path | None, typer.Option(help="Separate calibration data (with --eval).")] = None,
+    eval_data: Annotated[Path | None, typer.Option("--eval", help="Separate evaluation data (with --calib).")] = None,
+    budget: Annotated[float, typer.Option(help="Accepted accuracy drop against float32, in points.")] = 1.0,
+    max_float_layers: Annotated[int, typer.Option(help="Most layers the search may keep float.")] = 8,
+    calibration_study: Annotated[bool, typer.Option(help="Also measure int8 accuracy by calibration size.")] = True,
+    threads: Annotated[int, typer.Option(help="LiteRT threads.")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of the data split.")] = 0,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out-analysis"),
+    output_format: Annotated[OutputFormat, typer.Option("--format", help="table or json.")] = OutputFormat.TABLE,
+) -> None:
+    """Where int8 loses accuracy (per layer), a selective-int8 variant within --budget, whether each change
+    is real (McNemar, bootstrap, latency intervals, flips), and how much calibration data is enough."""
+    from optimizer.variants import VariantKind, VariantSpec
+
+    try:
+        if model == DEFAULT_MODEL and data is None and calib is None and eval_data is None:
+            data = DEFAULT_DATA
+        if not model.is_file():
+            raise FileNotFoundError(model)
+        specs = [VariantSpec(VariantKind.FLOAT32), VariantSpec(VariantKind.INT8),
+                 VariantSpec(VariantKind.MIXED_INT8, {"accuracy_budget": budget, "max_float_layers": max_float_layers,
+                                                      "calibration_study": calibration_study})]
+        result = run_comparison(model, out, specs, data=data, labels=labels, calib=calib, eval_data=eval_data,
+                                options=RunOptions(threads=threads, seed=seed), on_progress=_print_progress)
+    except OptimizerError as exc:
+        _fail(exc)
+        return
+    except FileNotFoundError as exc:
+        typer.echo(f"Input refused: expected a file; found nothing at {exc.args[0]}", err=True)
+        raise typer.Exit(code=2) from None
+    mixed = next(r for r in result.rows if r["kind"] == VariantKind.MIXED_INT8.value)
+    analysis = mixed.get("analysis") or {}
+    if output_format is OutputFormat.JSON:
+        typer.echo(json.dumps({"rows": [{k: v for k, v in r.items() if k != "analysis"} for r in result.rows],
+                               "analysis": analysis, "error": mixed.get("error")}, indent=2, default=str))
+        return
+    import pandas as pd
+
+    table = result.table()
+    typer.echo("Accuracy and latency against float32 (is the difference real?)")
+    typer.echo(table[[c for c in STATS_COLUMNS if c in table.columns]].to_string(index=False))
+    if mixed["status"] != "ok":
+        typer.echo(f"\nDiagnosis failed: {mixed.get('error')}")
+        return
+    layers = pd.DataFrame(analysis["layers"]).sort_values("sensitivity_rank")
+    typer.echo("\nPer-layer int8 error, most sensitive first")
+    typer.echo(layers[["sensitivity_rank", "graph_order", "op_name", "rmse", "rmse_per_scale", "mean_error",
+                       "range", "flagged"]].to_string(index=False))
+    curve = pd.DataFrame(analysis["search"]["curve"])
+    typer.echo("\nSelective quantization search")
+    typer.echo(curve[[c for c in ("float_layers", "accuracy", "accuracy_drop", "size_bytes", "latency_ms_p50")
+                      if c in curve.columns]].to_string(index=False))
+    chosen = analysis["search"].get("chosen")
+    typer.echo(f"Chosen: {len(chosen['layers'])} float layer(s) {chosen['layers']}" if chosen
+               else f"Budget not met: {analysis['search'].get('reason')}")
+    if analysis.get("calibration_study"):
+        typer.echo("\nint8 accuracy by calibration set size")
+        study = pd.DataFrame(analysis["calibration_study"])
+        typer.echo(study.pivot_table(index="calibration_samples", values="accuracy",
+                                     aggfunc=["mean", "min", "max", "count"]).to_string())
+    typer.echo(f"\nWrote the variants, results and analysis to {result.out_dir}")
+
+
 @app.command(name="inspect")
 def inspect_command(
     model: Annotated[Path, typer.Argument(help="Model file to summarise.")] = DEFAULT_MODEL,

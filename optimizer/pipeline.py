@@ -188,7 +188,21 @@ class _RunContext:
             }, workdir=self.workdir, limits=self.options.limits, cancel=self.cancel))
         except OptimizerError as exc:
             row.update(status="failed", error=str(exc))
+        for point in (row.get("analysis") or {}).get("search", {}).get("curve", []):
+            self._benchmark_curve_point(point)
         self.progress({"stage": "measured", "variant": spec.name, "status": row["status"]})
+
+    def _benchmark_curve_point(self, point: dict[str, Any]) -> None:
+        """Latency of one candidate of the selective search, measured like every variant."""
+        try:
+            measured = run_task("benchmark", {
+                "model_path": point["path"], "sample_path": self.data_report["eval_path"],
+                "threads": self.options.threads, "warmup_runs": self.options.warmup_runs,
+                "timed_runs": self.options.timed_runs}, workdir=self.workdir, limits=self.options.limits,
+                cancel=self.cancel)
+            point.update(latency_ms_p50=measured["latency_ms_p50"], latency_ms_p95=measured["latency_ms_p95"])
+        except OptimizerError as exc:
+            point["latency_error"] = str(exc)
 
 
 class _Conversions:

@@ -23,13 +23,13 @@ COLUMNS = [
     "metric", "accuracy", "mae", "accuracy_delta", "accuracy_delta_ci_low", "accuracy_delta_ci_high",
     "mcnemar_p", "accuracy_verdict", "flips",
     "fidelity_top1_agreement", "fidelity_rmse", "fidelity_snr_db", "fidelity_inputs",
-    "weights_zero_fraction", "weights_max_unique", "training_s", "epochs",
+    "weights_zero_fraction", "weights_max_unique", "training_s", "epochs", "float_layers", "search_met_budget",
     "integer_only", "expected_integer_only", "float_compute_ops", "input_dtypes", "output_dtypes", "op_counts",
     "runtime", "runtime_version", "threads", "cpu", "path",
 ]
 # Kept in JSON only: long lists that do not belong in a flat table.
 JSON_ONLY = {"timings_ms", "per_class_accuracy", "audit", "weight_stats", "training", "flips_by_class",
-             "flip_indices"}
+             "flip_indices", "analysis"}
 LIST_COLUMNS = {"float_compute_ops", "input_dtypes", "output_dtypes"}
 TRACKED_PACKAGES = ["tensorflow", "tf-keras", "keras", "tensorflow-model-optimization", "ai-edge-litert",
                     "ai-edge-quantizer", "numpy", "pandas", "streamlit", "plotly"]

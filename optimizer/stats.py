@@ -10,6 +10,8 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 ALPHA = 0.05
+# Below this relative change of the median a latency difference is not worth a word on a shared machine.
+PRACTICAL_LATENCY_CHANGE = 0.05
 
 
 def mcnemar_exact(reference_correct: np.ndarray, variant_correct: np.ndarray) -> dict[str, float | int]:
@@ -46,12 +48,14 @@ def median_interval(timings: list[float] | np.ndarray, level: float = 0.95) -> t
 
 
 def compare_latency(reference: list[float], variant: list[float]) -> str:
-    """'faster', 'slower' or 'same' against the reference; overlapping median intervals are 'same'."""
+    """'faster', 'slower' or 'same' against the reference: overlapping median intervals, or medians within
+    5% of each other, are 'same'."""
     ref_low, ref_high = median_interval(reference)
     low, high = median_interval(variant)
-    if high < ref_low:
+    change = float(np.median(variant)) / float(np.median(reference)) - 1
+    if high < ref_low and change <= -PRACTICAL_LATENCY_CHANGE:
         return "faster"
-    if low > ref_high:
+    if low > ref_high and change >= PRACTICAL_LATENCY_CHANGE:
         return "slower"
     return "same"
 

@@ -7,10 +7,13 @@ import streamlit as st
 
 from optimizer.charts import (
     Budget,
+    calibration_study_figure,
     latency_distribution_figure,
+    layer_error_figure,
     per_class_delta_figure,
     quality_metric,
     recommend,
+    search_curve_figure,
     tradeoff_figure,
 )
 from optimizer.report import html_report
@@ -60,6 +63,41 @@ st.plotly_chart(latency_distribution_figure(rows), key="chart_latency_distributi
 if any(r.get("per_class_accuracy") for r in rows):
     st.plotly_chart(per_class_delta_figure(rows, (manifest.get("data") or {}).get("class_names")),
                     key="chart_per_class")
+
+st.subheader("Is the difference real?")
+st.caption("Against float32 on the same evaluation samples: exact McNemar test on per-sample correctness, a "
+           "paired bootstrap 95% interval of the accuracy change, and 95% intervals of the latency medians "
+           "(overlapping intervals are 'same', never faster or slower).")
+significance = [c for c in ["variant", "accuracy_delta", "accuracy_delta_ci_low", "accuracy_delta_ci_high", "mcnemar_p",
+                            "accuracy_verdict", "flips", "latency_ms_p50", "latency_ms_p50_ci_low",
+                            "latency_ms_p50_ci_high", "latency_verdict"] if c in frame.columns]
+st.dataframe(frame[significance], hide_index=True)
+flipped = [r for r in rows if r.get("flips")]
+if flipped:
+    chosen_flip = st.selectbox("Prediction flips of", [r["variant"] for r in flipped], key="flip_variant")
+    flip_row = next(r for r in flipped if r["variant"] == chosen_flip)
+    st.write({"flips by true class": flip_row.get("flips_by_class")})
+    reference_name = next((r["variant"] for r in rows if r.get("kind") == "float32"), "float32")
+    widgets.flip_gallery(store.job_dir(record["id"]), flip_row, reference_name,
+                         (manifest.get("data") or {}).get("class_names"))
+
+for row in rows:
+    analysis = row.get("analysis")
+    if not analysis:
+        continue
+    st.subheader(f"Diagnosis: {row['variant']}")
+    search = analysis["search"]
+    if search.get("chosen"):
+        st.success(f"Keeping {len(search['chosen']['layers'])} layer(s) float brings the accuracy drop to "
+                   f"{search['chosen']['accuracy_drop'] * 100:.2f} points (budget {search['budget'] * 100:.2f}).")
+    else:
+        st.warning(f"Budget not met: {search.get('reason')}")
+    st.dataframe(sorted(analysis["layers"], key=lambda r: r["sensitivity_rank"]), hide_index=True)
+    st.plotly_chart(layer_error_figure(analysis["layers"]), key=f"layers_{row['variant']}")
+    st.plotly_chart(search_curve_figure(search["curve"], analysis["float_accuracy"]), key=f"curve_{row['variant']}")
+    if analysis.get("calibration_study"):
+        st.plotly_chart(calibration_study_figure(analysis["calibration_study"], analysis["float_accuracy"]),
+                        key=f"study_{row['variant']}")
 
 st.subheader("Op audit")
 for row in rows:

@@ -82,3 +82,43 @@ def pick_run(store: RunStore, label: str, key: str, default: str | None = None,
 
 def active_runs(store: RunStore) -> list[dict[str, Any]]:
     return store.list(status=ACTIVE)
+
+
+def flip_gallery(job_dir: Any, row: dict[str, Any], reference: str, class_names: list[str] | None,
+                 limit: int = 24) -> None:
+    """The evaluation inputs whose predicted class changed against the reference, when they are images."""
+    import numpy as np
+
+    from optimizer.evaluate import predicted_classes
+
+    work = job_dir / "work"
+    inputs_path, outputs_path = work / "eval_x.npy", work / "outputs" / f"{row['variant']}.npy"
+    reference_path = work / "outputs" / f"{reference}.npy"
+    if not (inputs_path.exists() and outputs_path.exists() and reference_path.exists()):
+        st.caption("The saved outputs of this run are not available.")
+        return
+    inputs = np.load(inputs_path, allow_pickle=False)
+    if inputs.ndim != 4 or inputs.shape[-1] not in (1, 3):
+        st.caption("Inputs are not images; see the flip counts per class above.")
+        return
+    predicted = predicted_classes(np.load(outputs_path, allow_pickle=False))
+    before = predicted_classes(np.load(reference_path, allow_pickle=False))
+    labels_path = work / "eval_y.npy"
+    labels = np.load(labels_path, allow_pickle=False) if labels_path.exists() else None
+
+    def name(index: int) -> str:
+        return class_names[index] if class_names and index < len(class_names) else str(index)
+
+    indices = (row.get("flip_indices") or [])[:limit]
+    if not indices:
+        st.caption("No evaluation sample changed its predicted class.")
+        return
+    columns = st.columns(min(8, len(indices)))
+    for position, index in enumerate(indices):
+        image = inputs[index]
+        image = (image - image.min()) / (np.ptp(image) or 1.0)
+        caption = f"#{index}: {name(int(before[index]))} -> {name(int(predicted[index]))}"
+        if labels is not None:
+            caption += f" (true {name(int(labels[index]))})"
+        columns[position % len(columns)].image(image.squeeze() if image.shape[-1] == 1 else image,
+                                               caption=caption, width=96, clamp=True)

@@ -66,3 +66,9 @@ def test_prediction_flips_counted_exactly():
     flips = prediction_flips(reference, variant, labels)
     assert flips.indices == [1, 3, 5] and flips.count == 3
     assert flips.by_true_class == {"0": 1, "1": 2}
+
+
+def test_tiny_latency_differences_are_not_called_faster():
+    base = [1.00 + 0.001 * (i % 3) for i in range(60)]
+    slightly = [0.98 + 0.001 * (i % 3) for i in range(60)]  # intervals apart, but only 2% faster
+    assert compare_latency(base, slightly) == "same"
