@@ -138,7 +138,23 @@ class _RunContext:
     rows: dict[str, dict[str, Any]]
     progress: ProgressCallback
     cancel: threading.Event | None
+    model_file: str = ""
+    model_format: str = ""
     reference_path: str | None = None
+    saved_model_dir: str | None = None
+
+    def write_recipe(self, spec: VariantSpec, path: Path, outcome: dict[str, Any]) -> str | None:
+        """The script that reproduces this variant, next to its .tflite (see optimizer.recipes)."""
+        from optimizer.recipes import recipe_for
+
+        analysis = (outcome.get("extra") or {}).get("analysis") or {}
+        text = recipe_for(spec, model_file=self.model_file, model_format=self.model_format,
+                          saved_model_dir=self.saved_model_dir, task=self.task.value if self.task else None,
+                          seed=self.options.seed, float_layers=analysis.get("float_layers"))
+        recipe = path.with_suffix(".py")
+        recipe.write_text(text)
+        return str(recipe.relative_to(self.out_dir.resolve())) if recipe.is_relative_to(self.out_dir.resolve()) \
+            else str(recipe)
 
     def evaluate(self, spec: VariantSpec, outcome: dict[str, Any]) -> None:
         """Sizes, the op audit, accuracy and fidelity of one converted variant (in a LiteRT-only worker)."""
@@ -150,6 +166,7 @@ class _RunContext:
         out_root = self.out_dir.resolve()
         row.update(path=str(path.relative_to(out_root)) if path.is_relative_to(out_root) else str(path),
                    conversion_s=outcome.get("conversion_s"), **file_sizes(path), **outcome.get("extra", {}))
+        row["recipe_path"] = self.write_recipe(spec, path, outcome)
         outputs_path = self.workdir / "outputs" / f"{spec.name}.npy"
         outputs_path.parent.mkdir(parents=True, exist_ok=True)
         self.progress({"stage": "evaluating", "variant": spec.name})
@@ -353,7 +370,8 @@ def run_comparison(
             else:
                 to_convert.append(spec)
         context = _RunContext(out_dir=out_dir, workdir=workdir, options=options, data_report=data_report,
-                              task=task, rows=rows, progress=progress, cancel=cancel)
+                              task=task, rows=rows, progress=progress, cancel=cancel, model_file=local_model.name,
+                              model_format=fmt.value)
         evaluator = _Evaluator(context)
         payload = {"model_path": str(local_model.resolve()), "format": fmt.value, "workdir": str(workdir.resolve()),
                    "out_dir": str((out_dir / "variants").resolve()), "seed": options.seed,
@@ -396,6 +414,8 @@ def run_comparison(
                     return
                 if stage == "exported":
                     export_dir, export_s = event["export_dir"], event["export_s"]
+                    if fmt is ModelFormat.SAVED_MODEL_ZIP:
+                        state["context"].saved_model_dir = str(Path(export_dir).relative_to(out_dir.resolve()))
                     state["conversions"].start_share(helper, state["post_training"][1::2], export_dir)
                     for worker, share in state["after_export"]:
                         state["conversions"].start_share(worker, share, export_dir)

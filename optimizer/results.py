@@ -25,7 +25,7 @@ COLUMNS = [
     "fidelity_top1_agreement", "fidelity_rmse", "fidelity_snr_db", "fidelity_inputs",
     "weights_zero_fraction", "weights_max_unique", "training_s", "epochs", "float_layers", "search_met_budget",
     "integer_only", "expected_integer_only", "float_compute_ops", "input_dtypes", "output_dtypes", "op_counts",
-    "runtime", "runtime_version", "threads", "cpu", "path",
+    "runtime", "runtime_version", "threads", "cpu", "path", "recipe_path",
 ]
 # Kept in JSON only: long lists that do not belong in a flat table.
 JSON_ONLY = {"timings_ms", "per_class_accuracy", "audit", "weight_stats", "training", "flips_by_class",

@@ -109,6 +109,19 @@ for row in rows:
         st.write({"ops": audit["op_counts"], "activation dtypes": audit["activation_dtypes"],
                   "weight dtypes": audit["weight_dtypes"], "float compute ops": audit["float_compute_ops"]})
 
+st.subheader("Recipes")
+st.caption("Each variant's exact Python code, runnable outside this tool from the run folder (`variants/<name>.py`).")
+with_recipe = [r for r in rows if r.get("recipe_path") and (store.job_dir(record["id"]) / r["recipe_path"]).is_file()]
+if with_recipe:
+    recipe_variant = st.selectbox("Recipe of", [r["variant"] for r in with_recipe], key="recipe_variant")
+    recipe_row = next(r for r in with_recipe if r["variant"] == recipe_variant)
+    recipe_text = (store.job_dir(record["id"]) / recipe_row["recipe_path"]).read_text()
+    st.download_button(f"Download {recipe_variant}.py", recipe_text, file_name=f"{recipe_variant}.py",
+                       key="download_recipe")
+    with st.expander("Show the code", expanded=not recipe_row.get("training")):
+        st.code(recipe_text if len(recipe_text) < 20_000 else recipe_text[:20_000] + "\n# ... (download for the rest)",
+                language="python")
+
 st.subheader("Downloads")
 job_dir = store.job_dir(record["id"])
 produced = [r for r in rows if r.get("path") and (job_dir / r["path"]).is_file()]

@@ -8,14 +8,7 @@ import pytest
 
 from optimizer.pipeline import RunOptions, run_comparison
 from optimizer.variants import VariantSpec
-from tests.conftest import CANCER_DATA, CANCER_MODEL, DIGITS_DATA, DIGITS_MODEL, rows_by_name
-
-
-@pytest.fixture(scope="module")
-def digits_diagnosis(tmp_path_factory):
-    specs = [VariantSpec("int8"), VariantSpec("mixed_int8")]
-    return run_comparison(DIGITS_MODEL, tmp_path_factory.mktemp("diagnosis"), specs, data=DIGITS_DATA,
-                          options=RunOptions(warmup_runs=2))
+from tests.conftest import CANCER_DATA, CANCER_MODEL, rows_by_name
 
 
 def test_per_layer_table_one_row_per_quantized_layer_ranked(digits_diagnosis):

@@ -9,10 +9,8 @@ from optimizer.variants import VariantKind, VariantSpec
 from tests.conftest import CANCER_MODEL, DIGITS_DATA, rows_by_name
 
 
-def test_float_tflite_upload_uses_ai_edge_quantizer(digits_float_tflite, tmp_path):
-    result = run_comparison(digits_float_tflite, tmp_path / "run", data=DIGITS_DATA,
-                            options=RunOptions(warmup_runs=2))
-    rows = rows_by_name(result)
+def test_float_tflite_upload_uses_ai_edge_quantizer(tflite_run, digits_float_tflite):
+    rows = rows_by_name(tflite_run)
     assert list(rows) == ["float32", "aeq_dynamic_int8", "aeq_weight_only_int8", "aeq_static_int8"]
     for name, row in rows.items():
         assert row["status"] == "ok", (name, row["error"])

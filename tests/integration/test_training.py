@@ -1,21 +1,11 @@
 """Training-time variants with real tfmot fine-tuning on the sample models (one shared run)."""
 
 import numpy as np
-import pytest
 
 from optimizer.pipeline import RunOptions, run_comparison
 from optimizer.runtime import weight_stats
 from optimizer.variants import VariantSpec
-from tests.conftest import CANCER_DATA, CANCER_MODEL, DIGITS_DATA, DIGITS_MODEL, rows_by_name
-
-TRAINING = ["qat", "prune", "prune_int8", "prune_2x4", "cluster", "finetune_control"]
-
-
-@pytest.fixture(scope="module")
-def training_run(tmp_path_factory):
-    specs = [VariantSpec("int8"), *(VariantSpec(kind) for kind in TRAINING)]
-    return run_comparison(DIGITS_MODEL, tmp_path_factory.mktemp("training"), specs, data=DIGITS_DATA,
-                          options=RunOptions(warmup_runs=2))
+from tests.conftest import CANCER_DATA, CANCER_MODEL, TRAINING, rows_by_name
 
 
 def test_every_training_variant_is_produced_and_measured(training_run):

@@ -1,0 +1,192 @@
+"""Every variant carries the exact Python code that reproduces it outside this tool.
+
+A recipe is written next to the variant's .tflite (``variants/<name>.py``) and reads the run's own copies
+of the inputs (``input/`` and ``work/``), so the run folder can be zipped and rerun anywhere with the pinned
+packages. Post-training recipes are plain converter code; training recipes carry the bridge and technique
+code verbatim (tfmot calls with their parameters) followed by the call that produced the variant.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import textwrap
+from pathlib import Path
+from typing import Any
+
+from optimizer.variants import VariantKind, VariantSpec
+
+_HEADER = '''"""Recipe for variant {name!r} ({label}), written by TFLite Optimization Studio.
+
+Reproduces {name}.tflite from this run's inputs: run `python {name}.py` (any working directory); it writes
+{name}.recipe.tflite beside this file. Needs the packages pinned in the studio's requirements.txt.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+RUN = HERE.parent
+OUTPUT = HERE / "{name}.recipe.tflite"
+'''
+
+_LOAD_KERAS = '''
+import keras
+import tensorflow as tf
+
+model = keras.saving.load_model(RUN / "input" / {model_file!r}, compile=False, safe_mode=True)
+import tempfile
+
+export_dir = Path(tempfile.mkdtemp()) / "export"
+model.export(str(export_dir), format="tf_saved_model", verbose=False)
+'''
+
+_LOAD_SAVED_MODEL = '''
+import tensorflow as tf
+
+export_dir = RUN / {saved_model_dir!r}  # the audited, extracted upload
+'''
+
+_CALIBRATION = '''
+calibration = np.load(RUN / "work" / "calib_x.npy").astype(np.float32)[:{samples}]
+
+
+def representative_dataset():
+    for i in range(len(calibration)):
+        yield [calibration[i:i + 1]]  # one sample at a time, with its batch dimension, float32
+'''
+
+_CONVERTER_SETTINGS = {
+    VariantKind.FLOAT32: "",
+    VariantKind.FLOAT16: '''converter.optimizations = [tf.lite.Optimize.DEFAULT]
+converter.target_spec.supported_types = [tf.float16]
+''',
+    VariantKind.DYNAMIC_RANGE: '''converter.optimizations = [tf.lite.Optimize.DEFAULT]
+''',
+    VariantKind.INT8: '''converter.optimizations = [tf.lite.Optimize.DEFAULT]
+converter.representative_dataset = representative_dataset
+converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+''',
+    VariantKind.INT8_IO: '''converter.optimizations = [tf.lite.Optimize.DEFAULT]
+converter.representative_dataset = representative_dataset
+converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+converter.inference_input_type = tf.int8
+converter.inference_output_type = tf.int8
+''',
+    VariantKind.INT16X8: '''converter.optimizations = [tf.lite.Optimize.DEFAULT]
+converter.representative_dataset = representative_dataset
+converter.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+''',
+}
+
+_AEQ_RECIPES = {VariantKind.AEQ_DYNAMIC_INT8: "dynamic_wi8_afp32",
+                VariantKind.AEQ_WEIGHT_ONLY_INT8: "weight_only_wi8_afp32",
+                VariantKind.AEQ_STATIC_INT8: "static_wi8_ai8"}
+
+
+def _aeq(spec: VariantSpec, model_file: str) -> str:
+    recipe = _AEQ_RECIPES[spec.kind]
+    code = f'''
+from ai_edge_litert.interpreter import Interpreter
+from ai_edge_quantizer import quantizer, recipe
+
+float_model = RUN / "input" / {model_file!r}
+engine = quantizer.Quantizer(str(float_model))
+engine.load_quantization_recipe(recipe.{recipe}())
+calibration_result = None
+if engine.need_calibration:
+    samples = np.load(RUN / "work" / "calib_x.npy").astype(np.float32)[:{spec.options.get("calibration_samples", 200)}]
+    input_name = next(iter(Interpreter(model_path=str(float_model)).get_signature_list()["serving_default"]["inputs"]))
+    calibration_result = engine.calibrate({{"serving_default": [{{input_name: samples[i:i + 1]}}
+                                                              for i in range(len(samples))]}})
+OUTPUT.write_bytes(bytes(engine.quantize(calibration_result).quantized_model))
+print("wrote", OUTPUT)
+'''
+    return code
+
+
+def _module_source(module: Any) -> str:
+    """A module's source, made standalone: imports of this package become local definitions."""
+    source = inspect.getsource(module)
+    source = source.replace("from optimizer.errors import InvalidOption, VariantFailed",
+                            "InvalidOption = VariantFailed = ValueError")
+    source = source.replace("from optimizer.errors import ModelRejected", "ModelRejected = ValueError")
+    source = source.replace("from optimizer.variants import VariantKind, VariantSpec", "")
+    return source
+
+
+def _training(spec: VariantSpec, model_file: str, task: str, seed: int) -> str:
+    from optimizer import bridge, training, variants
+
+    variants_source = inspect.getsource(variants).replace("from optimizer.errors import InvalidOption",
+                                                          "InvalidOption = ValueError")
+    training_source = _module_source(training).split("\ndef train_task(")[0]
+    vendored = {"variants": variants_source, "bridge": _module_source(bridge), "training": training_source}
+    return f'''
+import sys
+import types
+
+# The studio's own code for the variant spec, the Keras 3 -> tf_keras bridge and the tfmot techniques,
+# verbatim (see optimizer/variants.py, bridge.py and training.py), so this file needs nothing else.
+VENDORED = {json.dumps(vendored)}
+studio = types.ModuleType("studio")
+sys.modules["studio"] = studio
+for _name in ("variants", "bridge", "training"):  # one namespace: training uses the spec types
+    exec(compile(VENDORED[_name], "studio_" + _name, "exec"), studio.__dict__)
+VariantSpec, to_tf_keras = studio.VariantSpec, studio.to_tf_keras
+train_variant, convert_trained = studio.train_variant, studio.convert_trained
+
+import keras
+import tf_keras
+
+model = keras.saving.load_model(RUN / "input" / {model_file!r}, compile=False, safe_mode=True)
+x = np.load(RUN / "work" / "calib_x.npy")
+y = np.load(RUN / "work" / "calib_y.npy")
+spec = VariantSpec.from_dict({json.dumps(spec.to_dict())})
+tf_keras.utils.set_random_seed({seed})
+trained = train_variant(spec, lambda: to_tf_keras(model, x[:16])[0], x, y, {task!r}, print)
+OUTPUT.write_bytes(convert_trained(trained, x))
+print("wrote", OUTPUT)
+'''
+
+
+def _selective(spec: VariantSpec, float_layers: list[str]) -> str:
+    return f'''
+debug = calibration[:{64}]
+options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes={float_layers!r})
+converter = tf.lite.TFLiteConverter.from_saved_model(str(export_dir))
+converter.optimizations = [tf.lite.Optimize.DEFAULT]
+converter.representative_dataset = representative_dataset
+converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+debugger = tf.lite.experimental.QuantizationDebugger(
+    converter=converter, debug_dataset=lambda: ([debug[i:i + 1]] for i in range(len(debug))), debug_options=options)
+OUTPUT.write_bytes(bytes(debugger.get_nondebug_quantized_model()))
+print("wrote", OUTPUT)
+'''
+
+
+def recipe_for(spec: VariantSpec, *, model_file: str, model_format: str, saved_model_dir: str | None = None,
+               task: str | None = None, seed: int = 0, float_layers: list[str] | None = None) -> str:
+    """The runnable script that reproduces ``spec`` from the run folder's inputs."""
+    header = _HEADER.format(name=spec.name, label=spec.info.label)
+    if spec.kind in _AEQ_RECIPES or (model_format == "tflite" and spec.kind is VariantKind.FLOAT32):
+        if spec.kind is VariantKind.FLOAT32:
+            return header + f'\nOUTPUT.write_bytes((RUN / "input" / {model_file!r}).read_bytes())  # the upload\n'
+        return header + _aeq(spec, model_file)
+    if spec.info.needs_training:
+        return header + _training(spec, model_file, task or "classification", seed)
+    load = (_LOAD_SAVED_MODEL.format(saved_model_dir=saved_model_dir) if model_format == "saved_model_zip"
+            else _LOAD_KERAS.format(model_file=model_file))
+    calibration = _CALIBRATION.format(samples=spec.options.get("calibration_samples", 200))
+    if spec.kind is VariantKind.MIXED_INT8:
+        return header + load + calibration + _selective(spec, float_layers or [])
+    body = "\nconverter = tf.lite.TFLiteConverter.from_saved_model(str(export_dir))\n"
+    body += _CONVERTER_SETTINGS[spec.kind]
+    body += 'OUTPUT.write_bytes(converter.convert())\nprint("wrote", OUTPUT)\n'
+    return header + load + (calibration if spec.info.needs_calibration else "") + body
+
+
+def write_recipe(path: Path, text: str) -> Path:
+    path.write_text(textwrap.dedent(text))
+    return path
