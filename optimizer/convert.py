@@ -104,24 +104,39 @@ def _aeq_recipe(kind: VariantKind) -> Any:
     }[kind]()
 
 
-def quantize_tflite(float_model: Path, kind: VariantKind, samples: np.ndarray | None) -> bytes:
-    """Apply an ai-edge-quantizer recipe to a float .tflite (no TensorFlow involved)."""
+def quantize_tflite(float_model: Path, kind: VariantKind, samples: np.ndarray | None,
+                    validation: np.ndarray | None = None) -> tuple[bytes, list[dict[str, Any]]]:
+    """Apply an ai-edge-quantizer recipe to a float .tflite (no TensorFlow involved), then compare every
+    tensor of the result with the float model on ``validation`` inputs (MSE and SNR per tensor)."""
     from ai_edge_quantizer import quantizer
+    from ai_edge_quantizer.utils.validation_utils import ValidationErrorMetric
 
     from optimizer.runtime import load_interpreter
 
     engine = quantizer.Quantizer(str(float_model))
     engine.load_quantization_recipe(_aeq_recipe(kind))
+    input_name = next(iter(load_interpreter(float_model).get_signature_list()["serving_default"]["inputs"]))
     calibration = None
     if engine.need_calibration:
         assert samples is not None
-        input_name = next(iter(load_interpreter(float_model).get_signature_list()["serving_default"]["inputs"]))
         data = [{input_name: samples[i:i + 1]} for i in range(len(samples))]
         calibration = engine.calibrate({"serving_default": data})
     result = engine.quantize(calibration)
     if result.quantized_model is None:
         raise VariantFailed("ai-edge-quantizer returned no model")
-    return bytes(result.quantized_model)
+    per_tensor: list[dict[str, Any]] = []
+    if validation is not None and len(validation):
+        test = {"serving_default": [{input_name: validation[i:i + 1]} for i in range(min(8, len(validation)))]}
+        compared = engine.validate(test, error_metrics=[ValidationErrorMetric.MSE, ValidationErrorMetric.SNR],
+                                   num_threads=1).get_signature_comparison_result("serving_default")
+        for group in ("intermediate_tensors", "output_tensors", "constant_tensors"):
+            for name, metrics in getattr(compared, group).items():
+                per_tensor.append({"tensor": name, "kind": group.removesuffix("_tensors"),
+                                   **{str(k): float(v) for k, v in metrics.items()}})
+        per_tensor.sort(key=lambda row: row.get("snr", float("inf")))
+        for rank, row in enumerate(per_tensor, start=1):
+            row["sensitivity_rank"] = rank
+    return bytes(result.quantized_model), per_tensor
 
 
 def export_model(model: Any, workdir: Path) -> Path:
@@ -153,18 +168,20 @@ def prepare_task(payload: dict[str, Any], report: Callable[[dict[str, Any]], Non
 
 
 def convert_one(spec: VariantSpec, fmt: ModelFormat, model_path: Path, export_dir: Path | None,
-                calibration: np.ndarray | None) -> bytes:
+                calibration: np.ndarray | None) -> tuple[bytes, dict[str, Any]]:
+    """The variant's bytes, and extra facts for its row (ai-edge-quantizer's per-tensor comparison)."""
     samples = None
     if spec.info.needs_calibration:
         samples = representative_samples(calibration, int(spec.options["calibration_samples"]))
     if fmt is ModelFormat.TFLITE:
         if spec.kind is VariantKind.FLOAT32:
-            return model_path.read_bytes()
-        return quantize_tflite(model_path, spec.kind, samples)
+            return model_path.read_bytes(), {}
+        content, per_tensor = quantize_tflite(model_path, spec.kind, samples, calibration)
+        return content, ({"analysis": {"per_tensor": per_tensor}} if per_tensor else {})
     assert export_dir is not None
     converter = _tf_converter(export_dir)
     TF_CONFIGURATORS[spec.kind](converter, samples)
-    return bytes(converter.convert())
+    return bytes(converter.convert()), {}
 
 
 def convert_task(payload: dict[str, Any], report: Callable[[dict[str, Any]], None]) -> list[dict[str, Any]]:
@@ -183,10 +200,11 @@ def convert_task(payload: dict[str, Any], report: Callable[[dict[str, Any]], Non
         started = time.perf_counter()
         outcome: dict[str, Any] = {"name": spec.name}
         try:
-            data = convert_one(spec, fmt, model_path, export_dir, calibration)
+            data, extra = convert_one(spec, fmt, model_path, export_dir, calibration)
             path = out_dir / f"{spec.name}.tflite"
             path.write_bytes(data)
-            outcome.update(status="ok", path=str(path), conversion_s=round(time.perf_counter() - started, 3))
+            outcome.update(status="ok", path=str(path), conversion_s=round(time.perf_counter() - started, 3),
+                           extra=extra)
         except OptimizerError as exc:
             outcome.update(status="failed", error=str(exc))
         except Exception as exc:  # noqa: BLE001 - a converter failure fails this variant only

@@ -86,6 +86,10 @@ for row in rows:
     if not analysis:
         continue
     st.subheader(f"Diagnosis: {row['variant']}")
+    if analysis.get("per_tensor"):
+        st.caption("ai-edge-quantizer's validation: every tensor against the float model, lowest SNR first.")
+        st.dataframe(analysis["per_tensor"], hide_index=True)
+        continue
     search = analysis["search"]
     if search.get("chosen"):
         st.success(f"Keeping {len(search['chosen']['layers'])} layer(s) float brings the accuracy drop to "

@@ -27,8 +27,9 @@ def test_run_writes_tflite_files_and_csv(tmp_path):
     assert list(table["variant"]) == ["float32", "int8_io", "float16"]
     assert (table["status"] == "ok").all()
     assert table["accuracy"].min() > 0.9
-    assert sorted(p.name for p in (tmp_path / "variants").iterdir()) == ["float16.tflite", "float32.tflite",
-                                                                       "int8_io.tflite"]
+    assert sorted(p.name for p in (tmp_path / "variants").glob("*.tflite")) == ["float16.tflite", "float32.tflite",
+                                                                               "int8_io.tflite"]
+    assert sorted(p.name for p in (tmp_path / "variants").glob("*.py")) == ["float16.py", "float32.py", "int8_io.py"]
     assert (tmp_path / "results.csv").is_file() and (tmp_path / "manifest.json").is_file()
 
 

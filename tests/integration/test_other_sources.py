@@ -47,3 +47,14 @@ def test_no_data_still_runs_and_skips_calibrated_variants(tmp_path):
         assert "needs calibration data" in rows[kind.value]["error"]
     assert result.manifest["data"]["source"] == "synthetic" and result.manifest["task"] is None
     assert (SAMPLE_DIR / "cancer.npz").is_file()
+
+
+def test_tflite_upload_gets_ai_edge_quantizer_per_tensor_comparison(tflite_run):
+    rows = rows_by_name(tflite_run)
+    per_tensor = rows["aeq_static_int8"]["analysis"]["per_tensor"]
+    assert len(per_tensor) >= 5
+    assert {"tensor", "kind", "mse", "snr", "sensitivity_rank"} <= set(per_tensor[0])
+    snrs = [row["snr"] for row in per_tensor]
+    assert snrs == sorted(snrs) and [row["sensitivity_rank"] for row in per_tensor] == list(
+        range(1, len(per_tensor) + 1))
+    assert any(row["kind"] == "output" for row in per_tensor)
