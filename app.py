@@ -23,18 +23,5 @@ if st.button("Run the default comparison", key="home_run", type="primary"):
 
 run_id = state.current_run()
 if run_id:
-
-    @st.fragment(run_every=1.0)
-    def live_progress() -> None:
-        record = widgets.show_progress(store, run_id)
-        if record and record["status"] not in ("queued", "running"):
-            st.rerun()
-
-    record = store.get(run_id)
-    if record and record["status"] in ("queued", "running"):
-        live_progress()
-    elif record:
-        widgets.show_progress(store, run_id)
-        if record["status"] == "done":
-            st.page_link("pages/3_Compare.py", label="Open the comparison", icon=":material/insights:")
+    widgets.follow_run(store, run_id)
 st.caption("Pages: Model & data (upload or pick a sample), Variants & run, Compare, History.")

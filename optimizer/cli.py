@@ -35,6 +35,22 @@ class OutputFormat(StrEnum):
     CSV = "csv"
 
 
+ModelArg = Annotated[Path, typer.Argument(help="Model: .keras, .h5, SavedModel .zip or float .tflite.")]
+DataOpt = Annotated[Path | None, typer.Option(help=".npz, .npy, .csv or image .zip; split deterministically.")]
+LabelsOpt = Annotated[Path | None, typer.Option(help="Labels .npy when --data is an inputs .npy.")]
+CalibOpt = Annotated[Path | None, typer.Option(help="Separate calibration data (with --eval).")]
+EvalOpt = Annotated[Path | None, typer.Option("--eval", help="Separate evaluation data (with --calib).")]
+ThreadsOpt = Annotated[int, typer.Option(help="LiteRT threads for latency and evaluation.")]
+SeedOpt = Annotated[int, typer.Option(help="Seed of the data split and of fine-tuning.")]
+
+
+def _default_data(model: Path, *given: Path | None) -> Path | None:
+    """The sample model comes with its data: use it when no data was named."""
+    if not model.is_file():
+        raise FileNotFoundError(model)
+    return DEFAULT_DATA if model == DEFAULT_MODEL and not any(given) else None
+
+
 def _fail(error: BaseException) -> None:
     typer.echo(user_message(error), err=True)
     raise typer.Exit(code=2)
@@ -42,20 +58,20 @@ def _fail(error: BaseException) -> None:
 
 @app.command()
 def run(
-    model: Annotated[Path, typer.Argument(help="Model: .keras, .h5, SavedModel .zip, float .tflite.")] = DEFAULT_MODEL,
-    data: Annotated[Path | None, typer.Option(help=".npz, .npy, .csv or image .zip; split deterministically.")] = None,
-    labels: Annotated[Path | None, typer.Option(help="Labels .npy when --data is an inputs .npy.")] = None,
-    calib: Annotated[Path | None, typer.Option(help="Separate calibration data (with --eval).")] = None,
-    eval_data: Annotated[Path | None, typer.Option("--eval", help="Separate evaluation data (with --calib).")] = None,
+    model: ModelArg = DEFAULT_MODEL,
+    data: DataOpt = None,
+    labels: LabelsOpt = None,
+    calib: CalibOpt = None,
+    eval_data: EvalOpt = None,
     no_data: Annotated[bool, typer.Option("--no-data", help="Run without data (synthetic fidelity inputs).")] = False,
     variants: Annotated[str, typer.Option(help="Comma-separated kinds or aliases (qat, prune50, prune_2x4, "
                                                 "cluster16, pqat, cqat, ...), or 'all' post-training kinds.")] = "all",
-    threads: Annotated[int, typer.Option(help="LiteRT threads for latency and evaluation.")] = 1,
+    threads: ThreadsOpt = 1,
     runs: Annotated[int, typer.Option(help="Timed runs per variant (at least 50).")] = 50,
     warmup: Annotated[int, typer.Option(help="Warm-up runs before timing.")] = 10,
     task: Annotated[Task | None, typer.Option(help="Override the inferred task.")] = None,
     label_column: Annotated[str, typer.Option(help="CSV label column.")] = "label",
-    seed: Annotated[int, typer.Option(help="Seed of the data split and of fine-tuning.")] = 0,
+    seed: SeedOpt = 0,
     epochs: Annotated[int | None, typer.Option(help="Fine-tune epochs of training variants (default 4).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Fine-tune batch size (default 32).")] = None,
     learning_rate: Annotated[float | None, typer.Option(help="Fine-tune learning rate (default 5e-4).")] = None,
@@ -66,15 +82,13 @@ def run(
 ) -> None:
     """Produce every requested variant, measure it, and write the .tflite files and results to --out."""
     try:
-        if model == DEFAULT_MODEL and data is None and calib is None and eval_data is None and not no_data:
-            data = DEFAULT_DATA
+        sample_data = _default_data(model, calib, eval_data)
+        data = None if no_data else data or sample_data
         training_options = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
                             "sparsity": sparsity, "clusters": clusters}
         specs = parse_variant_list(variants, source_of(model_format(model)), training_options)
         options = RunOptions(threads=threads, timed_runs=runs, warmup_runs=warmup, task=task,
                              label_column=label_column, seed=seed)
-        if not model.is_file():
-            raise FileNotFoundError(model)
         result = run_comparison(model, out, specs, data=data, labels=labels, calib=calib, eval_data=eval_data,
                                 options=options, on_progress=_print_progress)
     except OptimizerError as exc:
@@ -111,16 +125,16 @@ STATS_COLUMNS = ["variant", "accuracy", "accuracy_delta", "accuracy_delta_ci_low
 
 @app.command()
 def analyze(
-    model: Annotated[Path, typer.Argument(help="Keras or SavedModel .zip model.")] = DEFAULT_MODEL,
-    data: Annotated[Path | None, typer.Option(help="Labelled data (.npz, .npy + --labels, .csv, image .zip).")] = None,
-    labels: Annotated[Path | None, typer.Option(help="Labels .npy when --data is an inputs .npy.")] = None,
-    calib: Annotated[Path | None, typer.Option(help="Separate calibration data (with --eval).")] = None,
-    eval_data: Annotated[Path | None, typer.Option("--eval", help="Separate evaluation data (with --calib).")] = None,
+    model: ModelArg = DEFAULT_MODEL,
+    data: DataOpt = None,
+    labels: LabelsOpt = None,
+    calib: CalibOpt = None,
+    eval_data: EvalOpt = None,
     budget: Annotated[float, typer.Option(help="Accepted accuracy drop against float32, in points.")] = 1.0,
     max_float_layers: Annotated[int, typer.Option(help="Most layers the search may keep float.")] = 8,
     calibration_study: Annotated[bool, typer.Option(help="Also measure int8 accuracy by calibration size.")] = True,
-    threads: Annotated[int, typer.Option(help="LiteRT threads.")] = 1,
-    seed: Annotated[int, typer.Option(help="Seed of the data split.")] = 0,
+    threads: ThreadsOpt = 1,
+    seed: SeedOpt = 0,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("out-analysis"),
     output_format: Annotated[OutputFormat, typer.Option("--format", help="table or json.")] = OutputFormat.TABLE,
 ) -> None:
@@ -129,10 +143,7 @@ def analyze(
     from optimizer.variants import VariantKind, VariantSpec
 
     try:
-        if model == DEFAULT_MODEL and data is None and calib is None and eval_data is None:
-            data = DEFAULT_DATA
-        if not model.is_file():
-            raise FileNotFoundError(model)
+        data = data or _default_data(model, calib, eval_data)
         specs = [VariantSpec(VariantKind.FLOAT32), VariantSpec(VariantKind.INT8),
                  VariantSpec(VariantKind.MIXED_INT8, {"accuracy_budget": budget, "max_float_layers": max_float_layers,
                                                       "calibration_study": calibration_study})]

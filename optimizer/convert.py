@@ -16,8 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from optimizer.errors import OptimizerError, VariantFailed
+from optimizer.errors import VariantFailed
 from optimizer.intake import ModelFormat, load_checked
+from optimizer.outcomes import Produced, produce_each
 from optimizer.variants import VariantKind, VariantSpec
 
 
@@ -185,31 +186,16 @@ def convert_one(spec: VariantSpec, fmt: ModelFormat, model_path: Path, export_di
 
 
 def convert_task(payload: dict[str, Any], report: Callable[[dict[str, Any]], None]) -> list[dict[str, Any]]:
-    """Convert each requested variant from the export (or the float .tflite); each outcome is reported as
-    soon as it is known, so a crash later in the same worker loses nothing already done."""
+    """Convert each requested variant from the export (or the float .tflite)."""
     model_path = Path(payload["model_path"])
     fmt = ModelFormat(payload["format"])
     export_dir = Path(payload["export_dir"]) if payload.get("export_dir") else None
-    out_dir = Path(payload["out_dir"])
-    out_dir.mkdir(parents=True, exist_ok=True)
     calib_path = payload.get("calibration_path")
     calibration = np.load(calib_path, allow_pickle=False) if calib_path else None
-    outcomes = []
-    for spec in (VariantSpec.from_dict(d) for d in payload["specs"]):
-        report({"stage": "converting", "variant": spec.name})
-        started = time.perf_counter()
-        outcome: dict[str, Any] = {"name": spec.name}
-        try:
-            data, extra = convert_one(spec, fmt, model_path, export_dir, calibration)
-            path = out_dir / f"{spec.name}.tflite"
-            path.write_bytes(data)
-            outcome.update(status="ok", path=str(path), conversion_s=round(time.perf_counter() - started, 3),
-                           extra=extra)
-        except OptimizerError as exc:
-            outcome.update(status="failed", error=str(exc))
-        except Exception as exc:  # noqa: BLE001 - a converter failure fails this variant only
-            text = str(exc).strip().splitlines()
-            outcome.update(status="failed", error=f"converter error: {(text[0] if text else type(exc).__name__)[:400]}")
-        report({"stage": "converted", "outcome": outcome})
-        outcomes.append(outcome)
-    return outcomes
+
+    def produce(spec: VariantSpec) -> Produced:
+        content, extra = convert_one(spec, fmt, model_path, export_dir, calibration)
+        return content, extra, None
+
+    return produce_each((VariantSpec.from_dict(d) for d in payload["specs"]), Path(payload["out_dir"]), produce,
+                        report, "converter error")

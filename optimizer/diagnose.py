@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import io
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -129,56 +128,43 @@ def calibration_study(export_dir: str, calibration: np.ndarray, x_eval: np.ndarr
 
 def diagnose_task(payload: dict[str, Any], report: Callable[[dict[str, Any]], None]) -> list[dict[str, Any]]:
     """Worker task for the mixed-precision kind: per-layer errors, the search, the calibration study."""
+    import tensorflow as tf
+
     from optimizer.convert import export_model
-    from optimizer.errors import OptimizerError
     from optimizer.intake import load_checked
+    from optimizer.outcomes import Produced, produce_each
     from optimizer.runtime import predict
 
-    out_dir, workdir = Path(payload["out_dir"]), Path(payload["workdir"])
-    out_dir.mkdir(parents=True, exist_ok=True)
+    workdir = Path(payload["workdir"])
     scratch = workdir / "diagnosis"
     scratch.mkdir(parents=True, exist_ok=True)
-    outcomes = []
-    for spec in (VariantSpec.from_dict(d) for d in payload["specs"]):
-        report({"stage": "converting", "variant": spec.name})
-        outcome: dict[str, Any] = {"name": spec.name}
-        started = time.perf_counter()
-        try:
-            if not payload.get("eval_labels_path"):
-                raise VariantFailed("the selective search needs labelled evaluation data; found none")
-            export_dir = payload.get("export_dir")
-            if not export_dir:
-                _, loaded = load_checked(Path(payload["model_path"]), workdir)
-                export_dir = str(loaded if isinstance(loaded, Path) else export_model(loaded, scratch))
-            calibration = np.load(payload["calibration_path"], allow_pickle=False)
-            calibration = calibration[:int(spec.options["calibration_samples"])]
-            x_eval = np.load(payload["eval_path"], allow_pickle=False)
-            y_eval = np.load(payload["eval_labels_path"], allow_pickle=False)
-            import tensorflow as tf
 
-            float_path = scratch / "float32.tflite"
-            float_path.write_bytes(bytes(tf.lite.TFLiteConverter.from_saved_model(export_dir).convert()))
-            float_accuracy = accuracy(predict(float_path, x_eval), y_eval)
-            layers = layer_errors(export_dir, calibration)
-            found = search(export_dir, calibration, x_eval, y_eval, float_accuracy, layers,
-                           float(spec.options["accuracy_budget"]) / 100, int(spec.options["max_float_layers"]),
-                           scratch, report, spec.name)
-            study = (calibration_study(export_dir, np.load(payload["calibration_path"], allow_pickle=False),
-                                       x_eval, y_eval, scratch, report, spec.name)
-                     if spec.options["calibration_study"] else [])
-            best = found["chosen"] or min(found["curve"], key=lambda c: c["accuracy_drop"])
-            path = out_dir / f"{spec.name}.tflite"
-            path.write_bytes(Path(best["path"]).read_bytes())
-            analysis = {"float_accuracy": float_accuracy, "layers": layers, "search": found,
-                        "calibration_study": study, "float_layers": best["layers"]}
-            outcome.update(status="ok", path=str(path), conversion_s=round(time.perf_counter() - started, 3),
-                           extra={"analysis": analysis, "float_layers": len(best["layers"]),
-                                  "search_met_budget": found["chosen"] is not None})
-        except OptimizerError as exc:
-            outcome.update(status="failed", error=str(exc))
-        except Exception as exc:  # noqa: BLE001 - the diagnosis failing fails only its variant
-            text = str(exc).strip().splitlines()
-            outcome.update(status="failed", error=f"diagnosis error: {(text[0] if text else type(exc).__name__)[:400]}")
-        report({"stage": "converted", "outcome": outcome})
-        outcomes.append(outcome)
-    return outcomes
+    def produce(spec: VariantSpec) -> Produced:
+        if not payload.get("eval_labels_path"):
+            raise VariantFailed("the selective search needs labelled evaluation data; found none")
+        export_dir = payload.get("export_dir")
+        if not export_dir:
+            _, loaded = load_checked(Path(payload["model_path"]), workdir)
+            export_dir = str(loaded if isinstance(loaded, Path) else export_model(loaded, scratch))
+        all_calibration = np.load(payload["calibration_path"], allow_pickle=False)
+        calibration = all_calibration[:int(spec.options["calibration_samples"])]
+        x_eval = np.load(payload["eval_path"], allow_pickle=False)
+        y_eval = np.load(payload["eval_labels_path"], allow_pickle=False)
+        float_path = scratch / "float32.tflite"
+        float_path.write_bytes(bytes(tf.lite.TFLiteConverter.from_saved_model(export_dir).convert()))
+        float_accuracy = accuracy(predict(float_path, x_eval), y_eval)
+        layers = layer_errors(export_dir, calibration)
+        found = search(export_dir, calibration, x_eval, y_eval, float_accuracy, layers,
+                       float(spec.options["accuracy_budget"]) / 100, int(spec.options["max_float_layers"]),
+                       scratch, report, spec.name)
+        study = (calibration_study(export_dir, all_calibration, x_eval, y_eval, scratch, report, spec.name)
+                 if spec.options["calibration_study"] else [])
+        best = found["chosen"] or min(found["curve"], key=lambda c: c["accuracy_drop"])
+        analysis = {"float_accuracy": float_accuracy, "layers": layers, "search": found,
+                    "calibration_study": study, "float_layers": best["layers"]}
+        extra = {"analysis": analysis, "float_layers": len(best["layers"]),
+                 "search_met_budget": found["chosen"] is not None}
+        return Path(best["path"]).read_bytes(), extra, None
+
+    return produce_each((VariantSpec.from_dict(d) for d in payload["specs"]), Path(payload["out_dir"]), produce,
+                        report, "diagnosis error")

@@ -269,45 +269,32 @@ def convert_trained(trained: TrainedModel, calibration: np.ndarray) -> bytes:
 
 
 def train_task(payload: dict[str, Any], report: ProgressCallback) -> list[dict[str, Any]]:
-    """Worker task: for each training spec, a fresh twin, a seeded fine-tune, conversion, the .tflite written;
-    each outcome is reported as soon as it is known."""
+    """Worker task: for each training spec, a fresh twin, a seeded fine-tune, conversion."""
     from pathlib import Path
 
     import tf_keras
 
     from optimizer.bridge import to_tf_keras
-    from optimizer.errors import OptimizerError
     from optimizer.intake import load_checked
+    from optimizer.outcomes import Produced, produce_each
 
-    out_dir = Path(payload["out_dir"])
-    out_dir.mkdir(parents=True, exist_ok=True)
     x = np.load(payload["calibration_path"], allow_pickle=False)
     y = np.load(payload["calibration_labels_path"], allow_pickle=False)
     task = payload.get("task") or "classification"
+    seed = int(payload.get("seed", 0))
     _, loaded = load_checked(Path(payload["model_path"]), Path(payload["workdir"]))
     check_inputs = x[:16]
-    outcomes = []
-    for spec in (VariantSpec.from_dict(d) for d in payload["specs"]):
-        report({"stage": "converting", "variant": spec.name})
-        outcome: dict[str, Any] = {"name": spec.name}
+
+    def produce(spec: VariantSpec) -> Produced:
         started = time.perf_counter()
-        try:
-            _, bridge = to_tf_keras(loaded, check_inputs)
-            tf_keras.utils.set_random_seed(int(payload.get("seed", 0)))
-            trained = train_variant(spec, lambda: to_tf_keras(loaded, check_inputs)[0], x, y, task, report)
-            converting = time.perf_counter()
-            data = convert_trained(trained, x)
-            path = out_dir / f"{spec.name}.tflite"
-            path.write_bytes(data)
-            info = {**trained.info, **bridge.to_dict(), "seed": int(payload.get("seed", 0))}
-            outcome.update(status="ok", path=str(path), conversion_s=round(time.perf_counter() - converting, 3),
-                           extra={"training": info, "training_s": round(time.perf_counter() - started, 3),
-                                  "epochs": info.get("epochs")})
-        except OptimizerError as exc:
-            outcome.update(status="failed", error=str(exc))
-        except Exception as exc:  # noqa: BLE001 - one technique failing fails only its variant
-            text = str(exc).strip().splitlines()
-            outcome.update(status="failed", error=f"training error: {(text[0] if text else type(exc).__name__)[:400]}")
-        report({"stage": "converted", "outcome": outcome})
-        outcomes.append(outcome)
-    return outcomes
+        _, bridge = to_tf_keras(loaded, check_inputs)
+        tf_keras.utils.set_random_seed(seed)
+        trained = train_variant(spec, lambda: to_tf_keras(loaded, check_inputs)[0], x, y, task, report)
+        converting = time.perf_counter()
+        content = convert_trained(trained, x)
+        info = {**trained.info, **bridge.to_dict(), "seed": seed}
+        extra = {"training": info, "training_s": round(time.perf_counter() - started, 3), "epochs": info["epochs"]}
+        return content, extra, time.perf_counter() - converting
+
+    return produce_each((VariantSpec.from_dict(d) for d in payload["specs"]), Path(payload["out_dir"]), produce,
+                        report, "training error")

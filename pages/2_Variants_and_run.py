@@ -53,22 +53,7 @@ with widgets.user_errors():
 run_id = state.current_run()
 if run_id:
     st.subheader("Progress")
-
-    @st.fragment(run_every=1.0)
-    def live_progress() -> None:
-        record = widgets.show_progress(store, run_id)
-        if record and record["status"] in ("queued", "running"):
-            if st.button("Cancel this run", key="cancel_button"):
-                store.request_cancel(run_id)
-        elif record:
-            st.rerun()
-
-    record = store.get(run_id)
-    if record and record["status"] in ("queued", "running"):
-        live_progress()
-    elif record:
-        widgets.show_progress(store, run_id)
-        st.page_link("pages/3_Compare.py", label="Open the comparison", icon=":material/insights:")
+    widgets.follow_run(store, run_id, cancellable=True)
 
 others = [r for r in widgets.active_runs(store) if r["id"] != run_id]
 if others:

@@ -122,3 +122,25 @@ def flip_gallery(job_dir: Any, row: dict[str, Any], reference: str, class_names:
             caption += f" (true {name(int(labels[index]))})"
         columns[position % len(columns)].image(image.squeeze() if image.shape[-1] == 1 else image,
                                                caption=caption, width=96, clamp=True)
+
+
+def follow_run(store: RunStore, run_id: str, cancellable: bool = False) -> None:
+    """Live progress of an active run (refreshed every second, outside a full rerun); once it ends, its final
+    status and a link to the comparison."""
+
+    @st.fragment(run_every=1.0)
+    def live() -> None:
+        record = show_progress(store, run_id)
+        if record and record["status"] in ("queued", "running"):
+            if cancellable and st.button("Cancel this run", key="cancel_button"):
+                store.request_cancel(run_id)
+        elif record:
+            st.rerun()
+
+    record = store.get(run_id)
+    if record and record["status"] in ("queued", "running"):
+        live()
+    elif record:
+        show_progress(store, run_id)
+        if record["status"] == "done":
+            st.page_link("pages/3_Compare.py", label="Open the comparison", icon=":material/insights:")
