@@ -79,6 +79,8 @@ def run(
     clusters: Annotated[int | None, typer.Option(help="Clusters per kernel for clustering (default 16).")] = None,
     out: Annotated[Path, typer.Option(help="Output folder for .tflite files and results.")] = Path("out"),
     output_format: Annotated[OutputFormat, typer.Option("--format", help="How to print results.")] = OutputFormat.TABLE,
+    report: Annotated[bool, typer.Option(help="Also write report.html (the dashboard's charts, self-contained).")]
+    = False,
 ) -> None:
     """Produce every requested variant, measure it, and write the .tflite files and results to --out."""
     try:
@@ -98,6 +100,10 @@ def run(
         typer.echo(f"Input refused: expected a file; found nothing at {exc.args[0]}", err=True)
         raise typer.Exit(code=2) from None
     table = result.table()
+    if report:
+        from optimizer.report import html_report
+
+        (result.out_dir / "report.html").write_text(html_report(result.rows, result.manifest))
     if output_format is OutputFormat.JSON:
         typer.echo(json.dumps(json.loads(result.files["json"].read_text()), indent=2))
     elif output_format is OutputFormat.CSV:

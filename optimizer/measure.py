@@ -10,6 +10,7 @@ import gzip
 import platform
 import resource
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,7 @@ def benchmark(path: Path, sample: np.ndarray | None, threads: int = 1, warmup_ru
         "threads": threads,
         "xnnpack": True,
         "cpu": cpu_name(),
+        "tensorflow_loaded": "tensorflow" in sys.modules,  # must stay False: TF would distort time and memory
     }
 
 

@@ -100,14 +100,17 @@ def _clone_wrapping(model: Any, wrap: Callable[[Any], Any | None]) -> tuple[Any,
 
 
 def _pruning_schedule(spec: VariantSpec, samples: int) -> Any:
-    """PolynomialDecay to the target over the first 3/4 of the fine-tune, updating often enough that a short
-    fine-tune really prunes (tfmot's default frequency of 100 steps would leave it dense)."""
+    """PolynomialDecay to the target over the first 3/4 of the fine-tune (or the target at once with
+    ``schedule='constant'``), updating often enough that a short fine-tune really prunes (tfmot's default
+    frequency of 100 steps would leave it dense)."""
     tfmot = _tfmot()
     total = int(np.ceil(samples / int(spec.options["batch_size"]))) * int(spec.options["epochs"])
     end = max(1, int(total * 0.75))
+    target = float(spec.options["sparsity"])
+    if spec.options.get("schedule") == "constant":
+        return tfmot.sparsity.keras.ConstantSparsity(target, begin_step=0, frequency=max(1, end // 10))
     return tfmot.sparsity.keras.PolynomialDecay(
-        initial_sparsity=0.0, final_sparsity=float(spec.options["sparsity"]), begin_step=0, end_step=end,
-        frequency=max(1, end // 10))
+        initial_sparsity=0.0, final_sparsity=target, begin_step=0, end_step=end, frequency=max(1, end // 10))
 
 
 def _eligible_for_2x4(layer: Any) -> bool:

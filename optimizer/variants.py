@@ -101,9 +101,10 @@ KINDS: dict[VariantKind, KindInfo] = {
              "Fine-tunes with fake quantization, then full int8: recovers accuracy int8 PTQ lost; same speed.", {}),
             (VariantKind.PRUNE, "magnitude pruning (float)", False,
              "Zeroes the smallest weights: only the gzip size shrinks; no x86 kernel runs it faster.",
-             {"sparsity": 0.5}),
+             {"sparsity": 0.5, "schedule": "polynomial"}),
             (VariantKind.PRUNE_INT8, "magnitude pruning + int8", True,
-             "Pruned, then full int8: small on disk and compressed; speed as int8.", {"sparsity": 0.5}),
+             "Pruned, then full int8: small on disk and compressed; speed as int8.",
+             {"sparsity": 0.5, "schedule": "polynomial"}),
             (VariantKind.PRUNE_2X4, "2:4 structured pruning (float)", False,
              "Two of every four weights zero on eligible layers; no TFLite x86 kernel speeds 2:4 up.", {}),
             (VariantKind.CLUSTER, "weight clustering (float)", False,
@@ -152,6 +153,9 @@ def _check_training_options(kind: VariantKind, options: dict[str, Any]) -> None:
     if "max_float_layers" in options and not (_whole(options["max_float_layers"]) and options["max_float_layers"] >= 1):
         raise InvalidOption(f"variant {name}: max_float_layers must be a whole number >= 1; "
                             f"found {options['max_float_layers']!r}")
+    if "schedule" in options and options["schedule"] not in ("polynomial", "constant"):
+        raise InvalidOption(f"variant {name}: schedule must be 'polynomial' or 'constant'; "
+                            f"found {options['schedule']!r}")
     if "clusters" in options and not (_whole(options["clusters"]) and 2 <= options["clusters"] <= 256):
         raise InvalidOption(f"variant {name}: clusters must be a whole number in 2..256; found {options['clusters']!r}")
 

@@ -49,9 +49,11 @@ def test_separate_calibration_and_evaluation_files_and_json(tmp_path):
 
 def test_skipped_variants_still_exit_zero(tmp_path):
     result = _cli("run", str(CANCER_MODEL), "--no-data", "--variants", "int8,float16", "--out", str(tmp_path),
-                  "--warmup", "1")
+                  "--warmup", "1", "--report")
     assert result.returncode == 0, result.stderr
     assert "skipped" in result.stdout and "needs calibration data" in result.stdout
+    page = (tmp_path / "report.html").read_text()
+    assert "float16" in page and "<script" in page
 
 
 def test_refused_model_is_exit_2_with_one_line(tmp_path):

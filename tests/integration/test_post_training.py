@@ -72,6 +72,7 @@ def test_fidelity_and_latency_fields(digits_run):
         assert row["runtime"] == "ai_edge_litert" and row["runtime_version"] and row["threads"] == 1
         assert row["memory_peak_bytes"] > 10 * 1024**2 and row["cpu"]
         assert row["latency_ms_init"] > 0 and row["latency_ms_first"] > 0
+        assert row["tensorflow_loaded"] is False  # the benchmark process never imports TensorFlow
         if name != "float32":
             assert row["fidelity_inputs"] == "evaluation"
             assert 0.95 <= row["fidelity_top1_agreement"] <= 1.0

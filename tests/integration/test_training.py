@@ -86,3 +86,17 @@ def test_qat_keeps_unsupported_layers_float(tmp_path):
     row = rows_by_name(result)["qat"]
     assert row["status"] == "ok", row["error"]
     assert row["training"]["layers_kept_float"] == ["lonely_bn"]
+
+
+def test_legacy_h5_and_constant_schedule_go_through_the_same_bridge(tmp_path):
+    import keras
+
+    model = keras.saving.load_model(CANCER_MODEL, compile=False)
+    model.save(tmp_path / "cancer.h5")
+    spec = VariantSpec("prune", {"epochs": 2, "sparsity": 0.75, "schedule": "constant"})
+    result = run_comparison(tmp_path / "cancer.h5", tmp_path / "run", [spec], data=CANCER_DATA,
+                            options=RunOptions(warmup_runs=1))
+    row = rows_by_name(result)["prune"]
+    assert row["status"] == "ok", row["error"]
+    assert row["training"]["bridge_max_abs_difference"] <= 1e-4
+    assert row["weights_zero_fraction"] >= 0.7

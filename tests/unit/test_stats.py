@@ -72,3 +72,11 @@ def test_tiny_latency_differences_are_not_called_faster():
     base = [1.00 + 0.001 * (i % 3) for i in range(60)]
     slightly = [0.98 + 0.001 * (i % 3) for i in range(60)]  # intervals apart, but only 2% faster
     assert compare_latency(base, slightly) == "same"
+
+
+def test_bootstrap_by_hand_when_every_pair_moves_the_same_way():
+    # Reference right and variant wrong on all 5 samples: every resample's mean difference is exactly -1.
+    assert bootstrap_delta_interval(np.ones(5, dtype=bool), np.zeros(5, dtype=bool)) == (-1.0, -1.0)
+    # Two samples, one lost: resample means can only be -1, -0.5 or 0; the 95% interval spans them all.
+    low, high = bootstrap_delta_interval(np.array([True, True]), np.array([True, False]))
+    assert (low, high) == (-1.0, 0.0)

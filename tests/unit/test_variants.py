@@ -53,3 +53,16 @@ def test_aliases_keep_their_setting_unless_an_option_overrides_it():
     assert specs["prune"].options["sparsity"] == 0.5
     overridden = parse_variant_list("prune75", SourceFormat.TENSORFLOW, {"sparsity": 0.9})
     assert overridden[1].options["sparsity"] == 0.9
+
+
+def test_training_option_ranges_name_the_option():
+    with pytest.raises(InvalidOption, match="sparsity must be in \\(0, 1\\); found 1.0"):
+        VariantSpec("prune", {"sparsity": 1.0})
+    with pytest.raises(InvalidOption, match="clusters must be a whole number in 2..256"):
+        VariantSpec("cluster", {"clusters": 1})
+    with pytest.raises(InvalidOption, match="schedule must be 'polynomial' or 'constant'"):
+        VariantSpec("prune", {"schedule": "cosine"})
+    with pytest.raises(InvalidOption, match="epochs must be a whole number"):
+        VariantSpec("qat", {"epochs": 0})
+    with pytest.raises(InvalidOption, match="unknown option"):
+        VariantSpec("qat", {"sparsity": 0.5})
