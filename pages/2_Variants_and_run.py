@@ -33,14 +33,15 @@ with widgets.user_errors():
     options: dict[str, object] = {"calibration_samples": int(calibration)}
     if training_chosen:
         with st.expander("Fine-tune options (training variants)", expanded=True):
-            cols = st.columns(5)
+            cols = st.columns(6)
             options.update(
                 epochs=int(cols[0].number_input("Epochs", 1, 200, 4, key="epochs")),
                 batch_size=int(cols[1].number_input("Batch size", 1, 4096, 32, key="batch_size")),
                 learning_rate=float(cols[2].number_input("Learning rate", 1e-6, 1.0, 5e-4, format="%.5f",
                                                          key="learning_rate")),
                 sparsity=float(cols[3].selectbox("Sparsity", [0.5, 0.75, 0.9], key="sparsity")),
-                clusters=int(cols[4].number_input("Clusters", 2, 256, 16, key="clusters")))
+                clusters=int(cols[4].number_input("Clusters", 2, 256, 16, key="clusters")),
+                schedule=cols[5].selectbox("Pruning schedule", ["polynomial", "constant"], key="schedule"))
             st.caption("Pruning and clustering shrink the compressed (gzip) size only; no x86 TFLite kernel runs "
                        "sparse, 2:4 or clustered weights faster. Each technique starts from a fresh copy of the "
                        "model and fine-tunes on the labelled calibration split with a fixed seed.")
