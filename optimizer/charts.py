@@ -177,22 +177,23 @@ def layer_error_figure(layers: list[dict[str, Any]]) -> go.Figure:
 
 
 def search_curve_figure(curve: list[dict[str, Any]], float_accuracy: float) -> go.Figure:
-    """Accuracy recovered, and what it costs in size and latency, per number of layers kept float."""
+    """Accuracy recovered, and what it costs in size and latency, per number of layers kept float
+    (three stacked panels sharing the x axis, each metric on its own scale)."""
     from plotly.subplots import make_subplots
 
-    figure = make_subplots(specs=[[{"secondary_y": True}]])
     ks = [point["float_layers"] for point in curve]
-    figure.add_trace(go.Scatter(x=ks, y=[p["accuracy"] for p in curve], mode="lines+markers", name="accuracy"))
-    figure.add_hline(y=float_accuracy, line_dash="dot", annotation_text="float32")
-    figure.add_trace(go.Scatter(x=ks, y=[p["size_bytes"] for p in curve], mode="lines+markers", name="size (bytes)"),
-                     secondary_y=True)
-    if any("latency_ms_p50" in p for p in curve):
-        figure.add_trace(go.Scatter(x=ks, y=[p.get("latency_ms_p50") for p in curve], mode="lines+markers",
-                                    name="latency p50 (ms)", line={"dash": "dash"}), secondary_y=True)
-    figure.update_layout(title="Selective quantization: layers kept float", xaxis_title="float layers (k)",
-                         height=420)
-    figure.update_yaxes(title_text="accuracy", secondary_y=False)
-    figure.update_yaxes(title_text="size (bytes) / latency (ms)", secondary_y=True)
+    figure = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.06,
+                           subplot_titles=("accuracy", "size (bytes)", "latency p50 (ms)"))
+    figure.add_trace(go.Scatter(x=ks, y=[p["accuracy"] for p in curve], mode="lines+markers", name="accuracy"),
+                     row=1, col=1)
+    figure.add_hline(y=float_accuracy, line_dash="dot", annotation_text="float32", row=1, col=1)
+    figure.add_trace(go.Scatter(x=ks, y=[p["size_bytes"] for p in curve], mode="lines+markers", name="size"),
+                     row=2, col=1)
+    figure.add_trace(go.Scatter(x=ks, y=[p.get("latency_ms_p50") for p in curve], mode="lines+markers",
+                                name="latency p50"), row=3, col=1)
+    figure.update_xaxes(title_text="layers kept float (k)", dtick=1, row=3, col=1)
+    figure.update_layout(title="Selective quantization: cost and recovery per layer kept float", height=620,
+                         showlegend=False)
     return figure
 
 

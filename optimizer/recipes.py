@@ -32,12 +32,12 @@ OUTPUT = HERE / "{name}.recipe.tflite"
 '''
 
 _LOAD_KERAS = '''
+import tempfile
+
 import keras
 import tensorflow as tf
 
 model = keras.saving.load_model(RUN / "input" / {model_file!r}, compile=False, safe_mode=True)
-import tempfile
-
 export_dir = Path(tempfile.mkdtemp()) / "export"
 model.export(str(export_dir), format="tf_saved_model", verbose=False)
 '''
