@@ -1,6 +1,7 @@
 """Real TensorFlow conversions and LiteRT measurements on the sample CNN (one shared run)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -105,3 +106,27 @@ def test_significance_flips_and_latency_intervals(digits_run):
         assert row["latency_verdict"] in ("faster", "slower", "same")
     assert rows["int16x8"]["latency_verdict"] == "slower"  # reference kernels: ~20x the float32 latency
     assert rows["float16"]["accuracy_verdict"] == "within noise"
+
+
+def test_converter_reuse_gives_the_bytes_a_fresh_converter_gives(digits_run, tmp_path):
+    """Every variant is converted from one loaded SavedModel (a copy per variant); a fresh converter per
+    variant must produce the same file."""
+    import subprocess
+    import sys
+
+    script = f"""
+import numpy as np, tensorflow as tf
+from pathlib import Path
+from optimizer.convert import TF_CONFIGURATORS
+calibration = np.load({str(digits_run.out_dir / "work" / "calib_x.npy")!r})[:200].astype(np.float32)
+for kind, configure in TF_CONFIGURATORS.items():
+    converter = tf.lite.TFLiteConverter.from_saved_model({str(digits_run.out_dir / "work" / "export")!r})
+    configure(converter, calibration)
+    ours = Path({str(digits_run.out_dir / "variants")!r}) / f"{{kind.value}}.tflite"
+    assert converter.convert() == ours.read_bytes(), kind.value
+print("identical")
+"""
+    repo = str(Path(__file__).resolve().parents[2])
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, cwd=repo)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "identical" in result.stdout
