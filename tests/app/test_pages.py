@@ -122,3 +122,24 @@ def test_the_streamlit_process_never_imports_tensorflow(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "clean" in result.stdout
+
+
+def test_a_new_tab_finds_the_running_job_and_a_reload_follows_it(runs_dir):
+    from optimizer.jobs import JobRequest, submit
+    from tests.conftest import CANCER_DATA, CANCER_MODEL
+
+    first_tab = _app("pages/2_Variants_and_run.py").run()  # starts the scheduler of this server process
+    store = RunStore(runs_dir)
+    run_id = submit(store, JobRequest(model=str(CANCER_MODEL), data=str(CANCER_DATA), warmup_runs=1,
+                                      variants=[{"kind": "float16"}]), session="another-tab")
+    second_tab = _app("pages/2_Variants_and_run.py").run()
+    assert not second_tab.exception
+    follow = second_tab.button(key=f"follow_{run_id}")
+    follow.click().run()
+    assert any(run_id in info.value for info in second_tab.info + second_tab.success)
+    reloaded = _app("pages/2_Variants_and_run.py")
+    reloaded.query_params["run"] = run_id
+    reloaded.run()
+    assert any(run_id in info.value for info in reloaded.info + reloaded.success)
+    record = _wait_done(runs_dir)
+    assert record["status"] == "done" and not first_tab.exception
