@@ -136,10 +136,10 @@ def test_a_new_tab_finds_the_running_job_and_a_reload_follows_it(runs_dir):
     assert not second_tab.exception
     follow = second_tab.button(key=f"follow_{run_id}")
     follow.click().run()
-    assert any(run_id in info.value for info in second_tab.info + second_tab.success)
+    assert any(run_id in info.value for info in [*second_tab.info, *second_tab.success])
     reloaded = _app("pages/2_Variants_and_run.py")
     reloaded.query_params["run"] = run_id
     reloaded.run()
-    assert any(run_id in info.value for info in reloaded.info + reloaded.success)
+    assert any(run_id in info.value for info in [*reloaded.info, *reloaded.success])
     record = _wait_done(runs_dir)
     assert record["status"] == "done" and not first_tab.exception
