@@ -78,8 +78,3 @@ def save_results(rows: list[dict[str, Any]], manifest: dict[str, Any], out_dir: 
     paths["json"].write_text(json.dumps(_json_safe({"manifest": manifest, "rows": rows}), indent=2, default=str))
     paths["manifest"].write_text(json.dumps(_json_safe(manifest), indent=2, default=str))
     return paths
-
-
-def load_results(out_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    data = json.loads((out_dir / "results.json").read_text())
-    return data["rows"], data["manifest"]
