@@ -6,8 +6,10 @@ one-line reason on stderr when the model, data or options are refused and nothin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -51,9 +53,17 @@ def _default_data(model: Path, *given: Path | None) -> Path | None:
     return DEFAULT_DATA if model == DEFAULT_MODEL and not any(given) else None
 
 
-def _fail(error: BaseException) -> None:
-    typer.echo(user_message(error), err=True)
-    raise typer.Exit(code=2)
+@contextlib.contextmanager
+def _refusals_exit_2() -> Iterator[None]:
+    """A refused model, data or option (or a missing file): one line on stderr, exit code 2, no traceback."""
+    try:
+        yield
+    except OptimizerError as exc:
+        typer.echo(user_message(exc), err=True)
+        raise typer.Exit(code=2) from None
+    except FileNotFoundError as exc:
+        typer.echo(f"Input refused: expected a file; found nothing at {exc.args[0]}", err=True)
+        raise typer.Exit(code=2) from None
 
 
 @app.command()
@@ -83,7 +93,7 @@ def run(
     = False,
 ) -> None:
     """Produce every requested variant, measure it, and write the .tflite files and results to --out."""
-    try:
+    with _refusals_exit_2():
         sample_data = _default_data(model, calib, eval_data)
         data = None if no_data else data or sample_data
         training_options = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
@@ -93,12 +103,6 @@ def run(
                              label_column=label_column, seed=seed)
         result = run_comparison(model, out, specs, data=data, labels=labels, calib=calib, eval_data=eval_data,
                                 options=options, on_progress=_print_progress)
-    except OptimizerError as exc:
-        _fail(exc)
-        return
-    except FileNotFoundError as exc:
-        typer.echo(f"Input refused: expected a file; found nothing at {exc.args[0]}", err=True)
-        raise typer.Exit(code=2) from None
     table = result.table()
     if report:
         from optimizer.report import html_report
@@ -148,19 +152,13 @@ def analyze(
     is real (McNemar, bootstrap, latency intervals, flips), and how much calibration data is enough."""
     from optimizer.variants import VariantKind, VariantSpec
 
-    try:
+    with _refusals_exit_2():
         data = data or _default_data(model, calib, eval_data)
         specs = [VariantSpec(VariantKind.FLOAT32), VariantSpec(VariantKind.INT8),
                  VariantSpec(VariantKind.MIXED_INT8, {"accuracy_budget": budget, "max_float_layers": max_float_layers,
                                                       "calibration_study": calibration_study})]
         result = run_comparison(model, out, specs, data=data, labels=labels, calib=calib, eval_data=eval_data,
                                 options=RunOptions(threads=threads, seed=seed), on_progress=_print_progress)
-    except OptimizerError as exc:
-        _fail(exc)
-        return
-    except FileNotFoundError as exc:
-        typer.echo(f"Input refused: expected a file; found nothing at {exc.args[0]}", err=True)
-        raise typer.Exit(code=2) from None
     mixed = next(r for r in result.rows if r["kind"] == VariantKind.MIXED_INT8.value)
     analysis = mixed.get("analysis") or {}
     if output_format is OutputFormat.JSON:
@@ -200,16 +198,10 @@ def inspect_command(
     out: Annotated[Path, typer.Option(help="Job folder for the worker's scratch files.")] = Path("out"),
 ) -> None:
     """Print the model summary (inputs, outputs, parameters, layers or ops) as JSON."""
-    try:
+    with _refusals_exit_2():
         if not model.is_file():
             raise FileNotFoundError(model)
         summary = inspect(model, out / "work")
-    except OptimizerError as exc:
-        _fail(exc)
-        return
-    except FileNotFoundError as exc:
-        typer.echo(f"Input refused: expected a file; found nothing at {exc.args[0]}", err=True)
-        raise typer.Exit(code=2) from None
     typer.echo(json.dumps(summary, indent=2))
 
 

@@ -144,8 +144,9 @@ model = keras.saving.load_model(RUN / "input" / {model_file!r}, compile=False, s
 x = np.load(RUN / "work" / "calib_x.npy")
 y = np.load(RUN / "work" / "calib_y.npy")
 spec = VariantSpec.from_dict({json.dumps(spec.to_dict())})
+twin, _ = to_tf_keras(model, x[:16])  # the verified tf_keras copy, then the seed, as in the studio
 tf_keras.utils.set_random_seed({seed})
-trained = train_variant(spec, lambda: to_tf_keras(model, x[:16])[0], x, y, {task!r}, print)
+trained = train_variant(spec, lambda: twin, x, y, {task!r}, print)
 OUTPUT.write_bytes(convert_trained(trained, x))
 print("wrote", OUTPUT)
 '''

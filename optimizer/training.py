@@ -290,9 +290,9 @@ def train_task(payload: dict[str, Any], report: ProgressCallback) -> list[dict[s
 
     def produce(spec: VariantSpec) -> Produced:
         started = time.perf_counter()
-        _, bridge = to_tf_keras(loaded, check_inputs)
+        twin, bridge = to_tf_keras(loaded, check_inputs)  # a fresh, verified copy for this technique
         tf_keras.utils.set_random_seed(seed)
-        trained = train_variant(spec, lambda: to_tf_keras(loaded, check_inputs)[0], x, y, task, report)
+        trained = train_variant(spec, lambda: twin, x, y, task, report)
         converting = time.perf_counter()
         content = convert_trained(trained, x)
         info = {**trained.info, **bridge.to_dict(), "seed": seed}
