@@ -31,7 +31,10 @@ def representative_samples(calibration: np.ndarray | None, count: int) -> np.nda
     return calibration[:count].astype(np.float32, copy=False)
 
 
-def _representative_dataset(samples: np.ndarray) -> Callable[[], Iterator[list[np.ndarray]]]:
+Dataset = Callable[[], Iterator[list[np.ndarray]]]
+
+
+def _representative_dataset(samples: np.ndarray) -> Dataset:
     def generator() -> Iterator[list[np.ndarray]]:
         for i in range(len(samples)):
             yield [samples[i:i + 1]]  # each sample with its batch dimension, float32
@@ -55,70 +58,90 @@ def _tf_converter(saved_model_dir: Path) -> Any:
     return converter
 
 
+class _Memo:
+    """Results of a pure function of its arguments, found by equality (protos and bytes compare by value)."""
+
+    def __init__(self, function: Callable[..., Any]) -> None:
+        self.function = function
+        self.entries: list[tuple[tuple[Any, ...], dict[str, Any], Any]] = []
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        for seen_args, seen_kwargs, result in self.entries:
+            if seen_args == args and seen_kwargs == kwargs:
+                return result
+        result = self.function(*args, **kwargs)
+        self.entries.append((args, kwargs, result))
+        return result
+
+
 @contextlib.contextmanager
-def _saved_model_loaded_once() -> Iterator[None]:
-    """``TFLiteConverter.convert()`` reloads the whole SavedModel with ``tf.saved_model.load`` on every call
-    (about 2 s on MobileNetV2) only to read its graph debug info. Within one conversion worker the export
-    never changes, so it is loaded once for all its variants; the bytes are those of a fresh converter per
-    variant (checked for every kind in tests/integration/test_post_training.py)."""
+def _converter_steps_done_once() -> Iterator[None]:
+    """``TFLiteConverter.convert()`` repeats three costly steps that depend only on their inputs: it reloads
+    the whole SavedModel with ``tf.saved_model.load`` (about 2 s on MobileNetV2) just to read its debug info,
+    converts the graph to a float flatbuffer (int8 and int8 I/O ask for exactly the same one), and calibrates
+    that flatbuffer (again the same for both). Within one conversion worker each is done once per distinct
+    input and reused; the bytes are a fresh converter's (every kind checked in
+    tests/integration/test_post_training.py)."""
     from tensorflow.lite.python import lite
+    from tensorflow.lite.python.optimize import calibrator
 
-    original = lite._load  # noqa: SLF001
-    loaded: dict[tuple[str, tuple[str, ...]], Any] = {}
+    originals = {"load": lite._load, "convert": lite._convert_saved_model,  # noqa: SLF001
+                 "calibrate": calibrator.Calibrator.calibrate}
+    load, convert_saved_model = _Memo(originals["load"]), _Memo(originals["convert"])
+    calibrated = _Memo(lambda model, dataset_gen: originals["calibrate"](calibrator.Calibrator(model), dataset_gen))
 
-    def load_once(export_dir: Any, tags: Any = None) -> Any:
-        key = (str(export_dir), tuple(sorted(tags or ())))
-        if key not in loaded:
-            loaded[key] = original(export_dir, tags)
-        return loaded[key]
+    def calibrate(self: Any, dataset_gen: Any) -> Any:
+        return calibrated(bytes(self._model_content), dataset_gen)  # noqa: SLF001
 
-    lite._load = load_once  # noqa: SLF001
+    lite._load, lite._convert_saved_model = load, convert_saved_model  # noqa: SLF001
+    calibrator.Calibrator.calibrate = calibrate
     try:
         yield
     finally:
-        lite._load = original  # noqa: SLF001
+        lite._load, lite._convert_saved_model = originals["load"], originals["convert"]  # noqa: SLF001
+        calibrator.Calibrator.calibrate = originals["calibrate"]
 
 
-def _float32(conv: Any, samples: np.ndarray | None) -> None:
+def _float32(conv: Any, dataset: Dataset | None) -> None:
     pass
 
 
-def _float16(conv: Any, samples: np.ndarray | None) -> None:
+def _float16(conv: Any, dataset: Dataset | None) -> None:
     import tensorflow as tf
 
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.target_spec.supported_types = [tf.float16]
 
 
-def _dynamic_range(conv: Any, samples: np.ndarray | None) -> None:
+def _dynamic_range(conv: Any, dataset: Dataset | None) -> None:
     import tensorflow as tf
 
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
 
 
-def _int8(conv: Any, samples: np.ndarray | None) -> None:
+def _int8(conv: Any, dataset: Dataset | None) -> None:
     import tensorflow as tf
 
-    assert samples is not None
+    assert dataset is not None
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = _representative_dataset(samples)
+    conv.representative_dataset = dataset
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
 
 
-def _int8_io(conv: Any, samples: np.ndarray | None) -> None:
+def _int8_io(conv: Any, dataset: Dataset | None) -> None:
     import tensorflow as tf
 
-    _int8(conv, samples)
+    _int8(conv, dataset)
     conv.inference_input_type = tf.int8
     conv.inference_output_type = tf.int8
 
 
-def _int16x8(conv: Any, samples: np.ndarray | None) -> None:
+def _int16x8(conv: Any, dataset: Dataset | None) -> None:
     import tensorflow as tf
 
-    assert samples is not None
+    assert dataset is not None
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = _representative_dataset(samples)
+    conv.representative_dataset = dataset
     conv.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
     # With the default (MLIR) quantizer on, TF 2.21 calibrates once for it and then calibrates again in the
     # quantizer int16x8 actually uses; switching it off skips the first pass. Same bytes, ~2.5 s less on
@@ -126,7 +149,7 @@ def _int16x8(conv: Any, samples: np.ndarray | None) -> None:
     conv.experimental_new_quantizer = False
 
 
-TF_CONFIGURATORS: dict[VariantKind, Callable[[Any, np.ndarray | None], None]] = {
+TF_CONFIGURATORS: dict[VariantKind, Callable[[Any, Dataset | None], None]] = {
     VariantKind.FLOAT32: _float32,
     VariantKind.FLOAT16: _float16,
     VariantKind.DYNAMIC_RANGE: _dynamic_range,
@@ -210,11 +233,15 @@ def prepare_task(payload: dict[str, Any], report: Callable[[dict[str, Any]], Non
 
 
 def convert_one(spec: VariantSpec, fmt: ModelFormat, model_path: Path, export_dir: Path | None,
-                calibration: np.ndarray | None) -> tuple[bytes, dict[str, Any]]:
-    """The variant's bytes, and extra facts for its row (ai-edge-quantizer's per-tensor comparison)."""
-    samples = None
+                calibration: np.ndarray | None, datasets: dict[int, Dataset]) -> tuple[bytes, dict[str, Any]]:
+    """The variant's bytes, and extra facts for its row (ai-edge-quantizer's per-tensor comparison).
+    ``datasets`` keeps one representative-dataset generator per sample count, so variants calibrated on the
+    same samples hand the converter the same generator and share its calibration."""
+    samples, dataset = None, None
     if spec.info.needs_calibration:
-        samples = representative_samples(calibration, int(spec.options["calibration_samples"]))
+        count = int(spec.options["calibration_samples"])
+        samples = representative_samples(calibration, count)
+        dataset = datasets.setdefault(count, _representative_dataset(samples))
     if fmt is ModelFormat.TFLITE:
         if spec.kind is VariantKind.FLOAT32:
             return model_path.read_bytes(), {}
@@ -222,7 +249,7 @@ def convert_one(spec: VariantSpec, fmt: ModelFormat, model_path: Path, export_di
         return content, ({"analysis": {"per_tensor": per_tensor}} if per_tensor else {})
     assert export_dir is not None
     converter = _tf_converter(export_dir)
-    TF_CONFIGURATORS[spec.kind](converter, samples)
+    TF_CONFIGURATORS[spec.kind](converter, dataset)
     return bytes(converter.convert()), {}
 
 
@@ -233,11 +260,12 @@ def convert_task(payload: dict[str, Any], report: Callable[[dict[str, Any]], Non
     export_dir = Path(payload["export_dir"]) if payload.get("export_dir") else None
     calib_path = payload.get("calibration_path")
     calibration = np.load(calib_path, allow_pickle=False) if calib_path else None
+    datasets: dict[int, Dataset] = {}
 
     def produce(spec: VariantSpec) -> Produced:
-        content, extra = convert_one(spec, fmt, model_path, export_dir, calibration)
+        content, extra = convert_one(spec, fmt, model_path, export_dir, calibration, datasets)
         return content, extra, None
 
-    with _saved_model_loaded_once() if export_dir is not None else contextlib.nullcontext():
+    with _converter_steps_done_once() if export_dir is not None else contextlib.nullcontext():
         return produce_each((VariantSpec.from_dict(d) for d in payload["specs"]), Path(payload["out_dir"]),
                             produce, report, "converter error")

@@ -6,6 +6,7 @@ becomes a row with its reason; only a refused model or refused data stops the ru
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 import time
@@ -408,7 +409,7 @@ def run_comparison(
                 stage = event.get("stage")
                 if stage == "inspected":
                     plan(event["summary"])  # the child exports meanwhile
-                    own_share = state["post_training"][0::2]
+                    own_share, state["helper_share"] = _split_conversions(state["post_training"])
                     state["conversions"].specs.update({s.name: s for s in own_share})
                     preparer.send_more({**state["conversions"].payload, "specs": [s.to_dict() for s in own_share]})
                     return
@@ -416,7 +417,7 @@ def run_comparison(
                     export_dir, export_s = event["export_dir"], event["export_s"]
                     if fmt is ModelFormat.SAVED_MODEL_ZIP:
                         state["context"].saved_model_dir = str(Path(export_dir).relative_to(out_dir.resolve()))
-                    state["conversions"].start_share(helper, state["post_training"][1::2], export_dir)
+                    state["conversions"].start_share(helper, state["helper_share"], export_dir)
                     for worker, share in state["after_export"]:
                         state["conversions"].start_share(worker, share, export_dir)
                 elif "conversions" in state:
@@ -435,7 +436,8 @@ def run_comparison(
                     state["conversions"].fail_unfinished(state["post_training"], exc if not isinstance(
                         exc, WorkerFailed) else VariantFailed(f"export failed: {exc}"), {})
                 else:
-                    state["conversions"].fail_unfinished(state["post_training"][0::2], exc, current)
+                    state["conversions"].fail_unfinished(
+                        [s for s in state["post_training"] if s not in state["helper_share"]], exc, current)
     except BaseException:
         helper.abort()
         if "evaluator" in state:
@@ -474,6 +476,22 @@ def run_comparison(
     files = save_results(ordered, manifest, out_dir)
     progress({"stage": "done"})
     return RunResult(rows=ordered, manifest=manifest, out_dir=out_dir, files=files)
+
+
+def _split_conversions(specs: list[VariantSpec]) -> tuple[list[VariantSpec], list[VariantSpec]]:
+    """Two shares for the two conversion workers, alternating in order (float32 first, in the first share),
+    with each conversion family kept whole so its members share one float conversion and calibration."""
+    units: list[list[VariantSpec]] = []
+    families: dict[tuple[str, str], list[VariantSpec]] = {}
+    for spec in specs:
+        family = spec.info.conversion_family
+        key = (family, json.dumps(spec.options, sort_keys=True))
+        if family and key in families:
+            families[key].append(spec)
+        else:
+            units.append(families.setdefault(key, [spec]) if family else [spec])
+    first = [spec for unit in units[0::2] for spec in unit]
+    return first, [spec for unit in units[1::2] for spec in unit]
 
 
 def _choose_variants(specs: list[VariantSpec] | None, source: SourceFormat) -> list[VariantSpec]:

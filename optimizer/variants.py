@@ -56,6 +56,9 @@ class KindInfo:
     option_defaults: dict[str, Any] = field(default_factory=dict)
     needs_training: bool = False  # fine-tunes a Keras model with tfmot: needs labels and a .keras/.h5
     worker_task: str = "convert"  # which worker produces it: convert, train or diagnose
+    # Kinds of one family ask the converter for the same float graph and calibration, which a conversion
+    # worker then does once for all of them: they belong in the same worker.
+    conversion_family: str = ""
 
 
 _TRAINING_DEFAULTS: dict[str, Any] = {"epochs": 4, "batch_size": 32, "learning_rate": 5e-4,
@@ -75,10 +78,10 @@ KINDS: dict[VariantKind, KindInfo] = {
                  "int8 weights, float activations: ~4x smaller; can be slower on conv nets, faster on Dense."),
         KindInfo(VariantKind.INT8, "full int8, float I/O", _TF, True, True,
                  "int8 weights and activations with float in/out: ~4x smaller and usually the fastest on CPU.",
-                 {"calibration_samples": 200}),
+                 {"calibration_samples": 200}, conversion_family="int8"),
         KindInfo(VariantKind.INT8_IO, "full int8, int8 I/O", _TF, True, True,
                  "As full int8, with int8 input/output tensors for integer-only accelerators.",
-                 {"calibration_samples": 200}),
+                 {"calibration_samples": 200}, conversion_family="int8"),
         KindInfo(VariantKind.INT16X8, "int16 activations, int8 weights", _TF, True, True,
                  "Better accuracy than int8 for sensitive models; reference kernels make it slow on CPU.",
                  {"calibration_samples": 200}),
