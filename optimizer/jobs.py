@@ -1,9 +1,12 @@
 """Background jobs: a queue in the run store, a scheduler that starts one runner process per job, and the
-runner itself (``python -m optimizer.jobs RUNS_DIR RUN_ID``).
+runner itself (``python -m optimizer.jobs RUNS_DIR RUN_ID``, or ``RUNS_DIR --standby`` for a runner started
+before its job: it starts its TensorFlow workers at once and reads the run id from stdin).
 
 The app (or any caller) only submits and reads; the heavy work happens in the runner and its workers, so
 the caller stays responsive, survives a crashed job, and finds the job again after a page reload. At most
 ``max_running`` jobs run at once (default one: a benchmark wants the CPU to itself); the rest wait in order.
+With ``warm=True`` the scheduler keeps one standby runner, started only while no job runs (its imports must
+not disturb a measurement), which takes the next job without waiting for TensorFlow to import.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any
 from optimizer.errors import InvalidOption, OptimizerError, user_message
 from optimizer.evaluate import Task
 from optimizer.intake import file_sha256
-from optimizer.pipeline import RunOptions, run_comparison
+from optimizer.pipeline import RunOptions, WarmWorkers, run_comparison
 from optimizer.store import RunStore
 from optimizer.variants import VariantSpec
 
@@ -119,7 +122,7 @@ class _ProgressRecorder:
         self.store.update(self.run_id, progress=self.state)
 
 
-def run_job(store: RunStore, run_id: str) -> None:
+def run_job(store: RunStore, run_id: str, warm: WarmWorkers | None = None) -> None:
     """Run one queued job to its end; every outcome is written to the store (never raised)."""
     record = store.get(run_id)
     if record is None:
@@ -143,7 +146,8 @@ def run_job(store: RunStore, run_id: str) -> None:
         result = run_comparison(
             Path(local["model"]), store.job_dir(run_id), request.specs(),
             data=_path(local.get("data")), labels=_path(local.get("labels")), calib=_path(local.get("calib")),
-            eval_data=_path(local.get("eval_data")), options=request.options(), on_progress=recorder, cancel=cancel)
+            eval_data=_path(local.get("eval_data")), options=request.options(), on_progress=recorder, cancel=cancel,
+            warm=warm)
         recorder.flush()
         manifest = {**result.manifest, "request": local}
         status = "cancelled" if cancel.is_set() else "done"
@@ -168,14 +172,16 @@ class Scheduler:
     die. Created once per server process; on creation, jobs left active by an earlier server are marked
     interrupted (their runner died with it)."""
 
-    def __init__(self, store: RunStore, max_running: int = 1, poll_s: float = 0.5) -> None:
+    def __init__(self, store: RunStore, max_running: int = 1, poll_s: float = 0.5, warm: bool = False) -> None:
         if max_running < 1:
             raise InvalidOption(f"max_running: expected at least 1; found {max_running}")
-        self.store, self.max_running, self.poll_s = store, max_running, poll_s
+        self.store, self.max_running, self.poll_s, self.warm = store, max_running, poll_s, warm
         self.server_id = uuid.uuid4().hex
         self._running: dict[str, subprocess.Popen[bytes]] = {}
+        self._standby: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._wake = threading.Event()
         for record in store.list(limit=10_000, status=("queued", "running")):
             store.finish_if_active(record["id"], "interrupted",
                                    "interrupted: the server stopped before this run finished")
@@ -188,7 +194,27 @@ class Scheduler:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         self._thread.join(timeout=5)
+        with self._lock:
+            if self._standby is not None:
+                _stop_process(self._standby)
+                self._standby = None
+
+    def wake(self) -> None:
+        """Look at the queue now (after a submit) instead of at the next poll."""
+        self._wake.set()
+
+    def standby_pid(self) -> int | None:
+        with self._lock:
+            return self._standby.pid if self._standby is not None else None
+
+    def standby_ready(self) -> bool:
+        """A standby runner is waiting with TensorFlow loaded: the next job starts without the import."""
+        with self._lock:
+            standby = self._standby
+        return standby is not None and standby.poll() is None and \
+            (standby_dir(self.store, standby.pid) / "ready").exists()
 
     def tick(self) -> None:
         """Reap finished runners, then start queued jobs while there is a free slot."""
@@ -207,25 +233,105 @@ class Scheduler:
             free = self.max_running - len(self._running)
             if free <= 0:
                 return
-            queued = list(reversed(self.store.list(limit=10_000, status=("queued",))))[:free]
-            for record in queued:
-                log = open(self.store.job_dir(record["id"]) / "runner.log", "ab")  # noqa: SIM115
-                process = subprocess.Popen(
-                    [sys.executable, "-m", "optimizer.jobs", str(self.store.root), record["id"]],
-                    stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
-                    cwd=Path(__file__).resolve().parent.parent)
-                log.close()
+            if self._standby is not None and self._standby.poll() is not None:
+                self._standby = None  # it died while waiting; a new one starts when the machine is idle
+            queued = list(reversed(self.store.list(limit=10_000, status=("queued",))))
+            for record in queued[:free]:
+                process = self._take_standby(record["id"]) or self._start_runner(record["id"])
                 self._running[record["id"]] = process
                 self.store.update(record["id"], status="running", runner_pid=process.pid, server_id=self.server_id)
+            if self.warm and self._standby is None and not self._running and not queued:
+                self._standby = self._start_runner(None)
+
+    def _start_runner(self, run_id: str | None) -> subprocess.Popen[bytes]:
+        if run_id is None:
+            folder = self.store.root / "standby"
+            folder.mkdir(parents=True, exist_ok=True)
+            log_path = folder / "standby-runner.log"
+        else:
+            log_path = self.store.job_dir(run_id) / "runner.log"
+        with open(log_path, "ab") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", "optimizer.jobs", str(self.store.root), run_id or "--standby"],
+                stdout=log, stderr=log, stdin=subprocess.PIPE if run_id is None else subprocess.DEVNULL,
+                start_new_session=True, cwd=Path(__file__).resolve().parent.parent)
+
+    def _take_standby(self, run_id: str) -> subprocess.Popen[bytes] | None:
+        """Hand the job to the standby runner, if one is alive; it stops being the standby."""
+        standby, self._standby = self._standby, None
+        if standby is None or standby.poll() is not None or standby.stdin is None:
+            return None
+        try:
+            standby.stdin.write(f"{run_id}\n".encode())
+            standby.stdin.close()
+        except (BrokenPipeError, ValueError):
+            _stop_process(standby)
+            return None
+        return standby
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.poll_s):
+        while not self._stop.is_set():
+            self._wake.wait(self.poll_s)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             with contextlib.suppress(Exception):  # a transient DB error must not stop the scheduler
                 self.tick()
 
 
+def _stop_process(process: subprocess.Popen[bytes]) -> None:
+    """Stop a standby runner: closing its stdin tells it no job comes; killing is the fallback."""
+    with contextlib.suppress(OSError, ValueError):
+        if process.stdin is not None:
+            process.stdin.close()
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=5)
+
+
+STANDBY_READY_TIMEOUT_S = 300.0
+
+
+def standby_dir(store: RunStore, pid: int) -> Path:
+    return store.root / "standby" / str(pid)
+
+
+def standby(store: RunStore) -> int:
+    """Start the TensorFlow workers and the statistics imports now, mark the folder ready once they are
+    loaded, then run the job whose id arrives on stdin (nothing arriving: stop, having run nothing)."""
+    import importlib
+
+    folder = standby_dir(store, os.getpid())
+    warm = WarmWorkers.start(folder)
+
+    def mark_ready() -> None:
+        importlib.import_module("optimizer.stats")  # scipy, for the statistics at the end of a run
+        if warm.wait_ready(STANDBY_READY_TIMEOUT_S):
+            (folder / "ready").touch()
+
+    threading.Thread(target=mark_ready, daemon=True).start()
+    run_id = sys.stdin.readline().strip()
+    try:
+        if not run_id:
+            warm.abort()
+            return 0
+        log = os.open(store.job_dir(run_id) / "runner.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(log, 1)  # from here on this runner's output belongs to the job
+        os.dup2(log, 2)
+        run_job(store, run_id, warm)
+        return 0
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def main(argv: list[str]) -> int:
     store = RunStore(Path(argv[0]))
+    if argv[1] == "--standby":
+        return standby(store)
     run_job(store, argv[1])
     return 0
 

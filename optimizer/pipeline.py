@@ -6,6 +6,7 @@ becomes a row with its reason; only a refused model or refused data stops the ru
 
 from __future__ import annotations
 
+import importlib
 import json
 import shutil
 import threading
@@ -23,7 +24,7 @@ from optimizer.data import prepare_data
 from optimizer.errors import InvalidOption, OptimizerError, VariantFailed, WorkerFailed
 from optimizer.evaluate import Task, infer_task
 from optimizer.intake import ModelFormat, check_model_file
-from optimizer.isolation import DEFAULT_LIMITS, Worker, WorkerLimits, run_task
+from optimizer.isolation import DEFAULT_LIMITS, Spares, Worker, WorkerLimits, run_task
 from optimizer.measure import cpu_name, file_sizes
 from optimizer.results import package_versions, save_results, to_frame
 from optimizer.variants import KINDS, SourceFormat, VariantKind, VariantSpec, default_kinds
@@ -60,6 +61,36 @@ class RunResult:
 
     def table(self) -> pd.DataFrame:
         return to_frame(self.rows)
+
+
+@dataclass
+class WarmWorkers:
+    """A run's two TensorFlow workers (the preparer and the conversion helper), started before the run is
+    known: a server keeps one pair warm, so a run does not wait for TensorFlow to import (about 5 s). Each
+    still serves one run only, in its own processes with the run's limits."""
+
+    preparer: Worker
+    helper: Worker
+    limits: WorkerLimits
+
+    @classmethod
+    def start(cls, folder: Path, limits: WorkerLimits = DEFAULT_LIMITS) -> WarmWorkers:
+        return cls(Worker("prepare", workdir=folder, limits=limits),
+                   Worker("convert", workdir=folder, limits=limits, log_name="worker-convert-helper"), limits)
+
+    def wait_ready(self, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        return all(w.ready.wait(max(0.0, deadline - time.monotonic())) for w in (self.preparer, self.helper))
+
+    def adopt(self, workdir: Path, cancel: threading.Event | None) -> tuple[Worker, Worker]:
+        for worker in (self.preparer, self.helper):
+            worker.move_log(workdir)
+            worker.cancel = cancel
+        return self.preparer, self.helper
+
+    def abort(self) -> None:
+        self.preparer.abort()
+        self.helper.abort()
 
 
 def inspect(model_path: Path, workdir: Path, limits: WorkerLimits = DEFAULT_LIMITS) -> dict[str, Any]:
@@ -143,6 +174,20 @@ class _RunContext:
     model_format: str = ""
     reference_path: str | None = None
     saved_model_dir: str | None = None
+    spares: dict[str, Spares] = field(default_factory=dict)  # evaluate / benchmark workers started ahead
+
+    def start_spares(self, task: str, expected: int, ahead: int) -> None:
+        self.spares[task] = Spares(task, workdir=self.workdir, limits=self.options.limits, cancel=self.cancel,
+                                   expected=expected, ahead=ahead)
+
+    def run_worker(self, task: str, payload: dict[str, Any]) -> Any:
+        if task in self.spares:
+            return self.spares[task].run(payload)
+        return run_task(task, payload, workdir=self.workdir, limits=self.options.limits, cancel=self.cancel)
+
+    def close_spares(self) -> None:
+        for spares in self.spares.values():
+            spares.close()
 
     def write_recipe(self, spec: VariantSpec, path: Path, outcome: dict[str, Any]) -> str | None:
         """The script that reproduces this variant, next to its .tflite (see optimizer.recipes)."""
@@ -172,13 +217,13 @@ class _RunContext:
         outputs_path.parent.mkdir(parents=True, exist_ok=True)
         self.progress({"stage": "evaluating", "variant": spec.name})
         try:
-            evaluation = run_task("evaluate", {
+            evaluation = self.run_worker("evaluate", {
                 "model_path": str(path), "inputs_path": self.data_report["eval_path"],
                 "outputs_path": str(outputs_path), "threads": self.options.threads,
                 "labels_path": self.data_report["eval_labels_path"] if self.task else None,
                 "task": self.task.value if self.task else None,
                 "reference_path": self.reference_path if spec.kind is not VariantKind.FLOAT32 else None,
-            }, workdir=self.workdir, limits=self.options.limits, cancel=self.cancel)
+            })
         except OptimizerError as exc:
             row.update(status="failed", error=str(exc))
             return
@@ -199,11 +244,11 @@ class _RunContext:
         row = self.rows[spec.name]
         self.progress({"stage": "benchmarking", "variant": spec.name})
         try:
-            row.update(run_task("benchmark", {
+            row.update(self.run_worker("benchmark", {
                 "model_path": str(self.out_dir / row["path"]), "sample_path": self.data_report["eval_path"],
                 "threads": self.options.threads, "warmup_runs": self.options.warmup_runs,
                 "timed_runs": self.options.timed_runs,
-            }, workdir=self.workdir, limits=self.options.limits, cancel=self.cancel))
+            }))
         except OptimizerError as exc:
             row.update(status="failed", error=str(exc))
         for point in (row.get("analysis") or {}).get("search", {}).get("curve", []):
@@ -314,14 +359,18 @@ def run_comparison(
     options: RunOptions = RunOptions(),
     on_progress: ProgressCallback | None = None,
     cancel: threading.Event | None = None,
+    warm: WarmWorkers | None = None,
 ) -> RunResult:
     """Produce and measure every variant of one model; writes the .tflite files and the results to out_dir.
 
     Conversions run in workers started at once (TensorFlow loads while the model is inspected), the data
     is checked while the model exports, evaluations overlap conversions, and latency is measured last,
-    one variant at a time, with nothing else of ours running.
+    one variant at a time, with nothing else of ours running. ``warm`` workers, started earlier, replace
+    the two TensorFlow workers a run starts (a .tflite source, or other limits, needs neither: they stop).
     """
     progress = on_progress or (lambda event: None)
+    # The statistics at the end need scipy (about 1 s to import): load it while the workers do the work.
+    threading.Thread(target=importlib.import_module, args=("optimizer.stats",), daemon=True).start()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     wall_start = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -336,8 +385,15 @@ def run_comparison(
 
     tflite_source = fmt is ModelFormat.TFLITE
     helper_task = "convert_tflite" if tflite_source else "convert"
-    # Started now so it loads TensorFlow while the model is inspected; converts half the variants.
-    helper = Worker(helper_task, workdir=workdir, limits=limits, cancel=cancel, log_name="worker-convert-helper")
+    if warm is not None and (tflite_source or warm.limits != limits):
+        warm.abort()
+        warm = None
+    preparer = None
+    if warm is not None:
+        preparer, helper = warm.adopt(workdir, cancel)
+    else:  # started now so it loads TensorFlow while the model is inspected; converts half the variants
+        helper = Worker(helper_task, workdir=workdir, limits=limits, cancel=cancel,
+                        log_name="worker-convert-helper")
     state: dict[str, Any] = {}
 
     def plan(summary: dict[str, Any]) -> None:
@@ -373,6 +429,7 @@ def run_comparison(
         context = _RunContext(out_dir=out_dir, workdir=workdir, options=options, data_report=data_report,
                               task=task, rows=rows, progress=progress, cancel=cancel, model_file=local_model.name,
                               model_format=fmt.value)
+        context.start_spares("evaluate", expected=len(to_convert), ahead=2)
         evaluator = _Evaluator(context)
         payload = {"model_path": str(local_model.resolve()), "format": fmt.value, "workdir": str(workdir.resolve()),
                    "out_dir": str((out_dir / "variants").resolve()), "seed": options.seed,
@@ -400,7 +457,7 @@ def run_comparison(
             plan(inspect(local_model, workdir, limits))
             state["conversions"].start_share(helper, state["post_training"], None)
         else:
-            preparer = Worker("prepare", workdir=workdir, limits=limits, cancel=cancel)
+            preparer = preparer or Worker("prepare", workdir=workdir, limits=limits, cancel=cancel)
             preparer.send({"model_path": str(local_model.resolve()), "workdir": str(workdir.resolve())}, more=True)
             current: dict[str, str] = {}
 
@@ -440,18 +497,27 @@ def run_comparison(
                         [s for s in state["post_training"] if s not in state["helper_share"]], exc, current)
     except BaseException:
         helper.abort()
+        if preparer is not None:
+            preparer.abort()
         if "evaluator" in state:
             state["evaluator"].close_and_wait()
+            state["context"].close_spares()
         raise
     context, rows, chosen = state["context"], state["context"].rows, state["chosen"]
     summary, data_report, task = state["summary"], state["data_report"], state["task"]
     try:
-        state["conversions"].finish(state["to_convert"], export_dir)
+        try:
+            state["conversions"].finish(state["to_convert"], export_dir)
+            # Benchmark workers start now, while the last evaluations run, so none starts during a measurement.
+            converted = sum(rows[s.name]["status"] == "ok" for s in state["to_convert"])
+            context.start_spares("benchmark", expected=converted, ahead=converted)
+        finally:
+            state["evaluator"].close_and_wait()
+        for spec in state["to_convert"]:
+            if rows[spec.name]["status"] == "ok":
+                context.benchmark(spec)
     finally:
-        state["evaluator"].close_and_wait()
-    for spec in state["to_convert"]:
-        if rows[spec.name]["status"] == "ok":
-            context.benchmark(spec)
+        context.close_spares()
 
     ordered = [rows[s.name] for s in chosen]
     _add_relative_columns(ordered)
@@ -467,6 +533,7 @@ def run_comparison(
         "variants": [s.to_dict() for s in chosen],
         "export_s": export_s,
         "conversion_workers": 1 if tflite_source or len(state["post_training"]) < 2 else 2,
+        "warm_start": warm is not None,  # TensorFlow workers started before the run (a server's standby)
         "versions": package_versions(),
         "cpu": cpu_name(),
         "threads": options.threads,

@@ -31,6 +31,8 @@ PRELOAD: dict[str, list[str]] = {
     "convert": ["tensorflow", "keras"],
     "train": ["tensorflow", "keras", "tf_keras", "tensorflow_model_optimization"],
     "diagnose": ["tensorflow", "keras"],
+    "evaluate": ["optimizer.runtime"],  # LiteRT only; never TensorFlow
+    "benchmark": ["optimizer.runtime"],
 }
 
 
@@ -78,6 +80,7 @@ def main(argv: list[str]) -> int:
         function = getattr(importlib.import_module(module_name), function_name)
         for name in PRELOAD.get(task, []):
             importlib.import_module(name)
+        emit({"type": "ready"})  # imports done: a worker started ahead of its job now waits on stdin
         payload = json.loads(sys.stdin.readline() or "{}")
         result = function(payload, report)
         emit({"type": "result", "value": result})

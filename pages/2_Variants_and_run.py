@@ -50,6 +50,7 @@ with widgets.user_errors():
         request = JobRequest(model=str(choice.model), **choice.data_paths(), variants=[s.to_dict() for s in specs],
                              threads=int(threads), timed_runs=int(timed_runs), warmup_runs=int(warmup_runs))
         state.set_current_run(submit(store, request, session=state.session_id()))
+        services.scheduler().wake()
 
 run_id = state.current_run()
 if run_id:

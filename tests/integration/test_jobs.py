@@ -89,3 +89,35 @@ def test_a_restarted_server_marks_lost_runs_interrupted(tmp_path):
         assert {r["id"] for r in restarted.store.list()} == {finished, lost}
     finally:
         restarted.stop()
+
+
+def test_a_warm_standby_takes_the_next_job_and_a_new_one_waits_after_it(tmp_path):
+    """The standby runner starts its TensorFlow workers before any job exists; the job it takes runs on
+    them (logs moved into the job folder) and is a normal, complete run; stopping ends the next standby."""
+    store = RunStore(tmp_path / "runs")
+    scheduler = Scheduler(store, poll_s=0.2, warm=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not scheduler.standby_ready():
+            assert time.monotonic() < deadline, "the standby never became ready"
+            time.sleep(0.2)
+        standby_pid = scheduler.standby_pid()
+        assert (store.root / "standby" / str(standby_pid) / "worker-prepare.log").is_file()
+        run_id = submit(store, _request("int8"), session="s1")
+        scheduler.wake()
+        record = _wait(store, run_id, lambda r: r["status"] not in ("queued", "running"))
+        assert record["status"] == "done", record["error"]
+        assert record["runner_pid"] == standby_pid and record["manifest"]["warm_start"] is True
+        assert {r["variant"]: r["status"] for r in record["rows"]} == {"float32": "ok", "int8": "ok"}
+        work = store.job_dir(run_id) / "work"
+        assert (work / "worker-prepare.log").is_file() and (work / "worker-convert-helper.log").is_file()
+        assert not (store.root / "standby" / str(standby_pid)).exists()
+        while scheduler.standby_pid() in (None, standby_pid):  # the machine is idle again: a new standby
+            assert time.monotonic() < deadline, "no new standby after the job"
+            time.sleep(0.2)
+        second = scheduler.standby_pid()
+    finally:
+        scheduler.stop()
+    assert second is not None
+    with pytest.raises(ProcessLookupError):  # stopped with the scheduler, workers and all
+        os.kill(second, 0)
