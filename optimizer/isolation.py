@@ -183,10 +183,12 @@ class Spares:
     An idle spare is blocked on its stdin, so it costs memory, not CPU: measurements stay undisturbed."""
 
     def __init__(self, task: str, *, workdir: Path, limits: WorkerLimits = DEFAULT_LIMITS,
-                 cancel: threading.Event | None = None, expected: int = 0, ahead: int = 0) -> None:
+                 cancel: threading.Event | None = None, expected: int = 0, ahead: int = 0,
+                 quiet: bool = False) -> None:
         """``expected``: how many payloads will come (no spare is started beyond them); ``ahead``: how many
-        spares to keep idle until then."""
-        self.task, self.workdir, self.limits, self.cancel = task, workdir, limits, cancel
+        spares to keep idle until then; ``quiet``: a payload is sent only once every spare has finished its
+        imports, so no start-up of ours runs during the task (for latency measurements)."""
+        self.task, self.workdir, self.limits, self.cancel, self.quiet = task, workdir, limits, cancel, quiet
         self._idle: list[Worker] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -210,6 +212,11 @@ class Spares:
         if worker is None or worker.process.poll() is not None:
             worker = Worker(self.task, workdir=self.workdir, limits=self.limits, cancel=self.cancel)
         self._top_up()
+        if self.quiet:
+            with self._lock:
+                others = list(self._idle)
+            for starting in [worker, *others]:
+                starting.ready.wait(60)
         worker.send(payload)
         return worker.wait(on_progress)
 

@@ -178,7 +178,7 @@ class _RunContext:
 
     def start_spares(self, task: str, expected: int, ahead: int) -> None:
         self.spares[task] = Spares(task, workdir=self.workdir, limits=self.options.limits, cancel=self.cancel,
-                                   expected=expected, ahead=ahead)
+                                   expected=expected, ahead=ahead, quiet=task == "benchmark")
 
     def run_worker(self, task: str, payload: dict[str, Any]) -> Any:
         if task in self.spares:
@@ -430,6 +430,8 @@ def run_comparison(
                               task=task, rows=rows, progress=progress, cancel=cancel, model_file=local_model.name,
                               model_format=fmt.value)
         context.start_spares("evaluate", expected=len(to_convert), ahead=2)
+        # Benchmark workers start now too, so they have their imports before the first measurement.
+        context.start_spares("benchmark", expected=len(to_convert), ahead=min(len(to_convert), 8))
         evaluator = _Evaluator(context)
         payload = {"model_path": str(local_model.resolve()), "format": fmt.value, "workdir": str(workdir.resolve()),
                    "out_dir": str((out_dir / "variants").resolve()), "seed": options.seed,
@@ -508,9 +510,6 @@ def run_comparison(
     try:
         try:
             state["conversions"].finish(state["to_convert"], export_dir)
-            # Benchmark workers start now, while the last evaluations run, so none starts during a measurement.
-            converted = sum(rows[s.name]["status"] == "ok" for s in state["to_convert"])
-            context.start_spares("benchmark", expected=converted, ahead=converted)
         finally:
             state["evaluator"].close_and_wait()
         for spec in state["to_convert"]:
@@ -546,19 +545,32 @@ def run_comparison(
 
 
 def _split_conversions(specs: list[VariantSpec]) -> tuple[list[VariantSpec], list[VariantSpec]]:
-    """Two shares for the two conversion workers, alternating in order (float32 first, in the first share),
-    with each conversion family kept whole so its members share one float conversion and calibration."""
+    """Two shares of about equal work for the two conversion workers. float32 goes first in the first share
+    (every fidelity figure waits for its outputs); a conversion family stays whole, so its members share one
+    float conversion and calibration; the rest is balanced largest first, counting a conversion as 1, a
+    calibration as 1 more and each further family member as 0.3; kinds slow to evaluate go early."""
     units: list[list[VariantSpec]] = []
     families: dict[tuple[str, str], list[VariantSpec]] = {}
     for spec in specs:
-        family = spec.info.conversion_family
-        key = (family, json.dumps(spec.options, sort_keys=True))
-        if family and key in families:
+        key = (spec.info.conversion_family, json.dumps(spec.options, sort_keys=True))
+        if key[0] and key in families:
             families[key].append(spec)
         else:
-            units.append(families.setdefault(key, [spec]) if family else [spec])
-    first = [spec for unit in units[0::2] for spec in unit]
-    return first, [spec for unit in units[1::2] for spec in unit]
+            units.append(families.setdefault(key, [spec]) if key[0] else [spec])
+
+    def cost(unit: list[VariantSpec]) -> float:
+        return 1 + unit[0].info.needs_calibration + 0.3 * (len(unit) - 1)
+
+    shares: list[list[VariantSpec]] = [[], []]
+    loads = [0.0, 0.0]
+    for unit in sorted(units, key=lambda u: (u[0].kind is not VariantKind.FLOAT32, -cost(u))):
+        target = 0 if unit[0].kind is VariantKind.FLOAT32 else loads.index(min(loads))
+        shares[target].extend(unit)
+        loads[target] += cost(unit)
+    order = {spec.name: index for index, spec in enumerate(specs)}
+    for share in shares:
+        share.sort(key=lambda s: (s.kind is not VariantKind.FLOAT32, not s.info.slow_to_run, order[s.name]))
+    return shares[0], shares[1]
 
 
 def _choose_variants(specs: list[VariantSpec] | None, source: SourceFormat) -> list[VariantSpec]:

@@ -59,6 +59,9 @@ class KindInfo:
     # Kinds of one family ask the converter for the same float graph and calibration, which a conversion
     # worker then does once for all of them: they belong in the same worker.
     conversion_family: str = ""
+    # Runs on slow (reference) kernels on x86, so its evaluation is long: converted early, it is evaluated
+    # while the other variants convert instead of after them.
+    slow_to_run: bool = False
 
 
 _TRAINING_DEFAULTS: dict[str, Any] = {"epochs": 4, "batch_size": 32, "learning_rate": 5e-4,
@@ -84,7 +87,7 @@ KINDS: dict[VariantKind, KindInfo] = {
                  {"calibration_samples": 200}, conversion_family="int8"),
         KindInfo(VariantKind.INT16X8, "int16 activations, int8 weights", _TF, True, True,
                  "Better accuracy than int8 for sensitive models; reference kernels make it slow on CPU.",
-                 {"calibration_samples": 200}),
+                 {"calibration_samples": 200}, slow_to_run=True),
         KindInfo(VariantKind.AEQ_DYNAMIC_INT8, "dynamic int8 (ai-edge-quantizer)", _TFLITE, False, False,
                  "ai-edge-quantizer's dynamic_wi8_afp32 recipe on the uploaded .tflite."),
         KindInfo(VariantKind.AEQ_WEIGHT_ONLY_INT8, "weight-only int8 (ai-edge-quantizer)", _TFLITE, False, False,

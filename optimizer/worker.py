@@ -98,4 +98,9 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    code = main(sys.argv[1:])
+    # Everything is written and reported by now; TensorFlow's interpreter teardown takes about 1 s, which
+    # the caller would wait for (it reads the event pipe to its end), so leave without it.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
