@@ -24,6 +24,7 @@ PAGES = ["app.py", "pages/1_Model_and_data.py", "pages/2_Variants_and_run.py", "
 def runs_dir(tmp_path, monkeypatch):
     folder = tmp_path / "runs"
     monkeypatch.setenv("STUDIO_RUNS_DIR", str(folder))
+    monkeypatch.setenv("STUDIO_WARM", "0")  # one scheduler per test folder: no standby TensorFlow for each
     return folder
 
 
@@ -111,6 +112,7 @@ def test_the_streamlit_process_never_imports_tensorflow(tmp_path):
     script = textwrap.dedent(f"""
         import os, sys
         os.environ["STUDIO_RUNS_DIR"] = {str(tmp_path / 'runs')!r}
+        os.environ["STUDIO_WARM"] = "0"
         from streamlit.testing.v1 import AppTest
         for page in {PAGES!r}:
             at = AppTest.from_file({str(ROOT)!r} + "/" + page, default_timeout=120).run()
