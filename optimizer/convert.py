@@ -85,6 +85,9 @@ def _converter_steps_done_once() -> Iterator[None]:
     from tensorflow.lite.python import lite
     from tensorflow.lite.python.optimize import calibrator
 
+    if not (hasattr(lite, "_load") and hasattr(lite, "_convert_saved_model") and hasattr(calibrator, "Calibrator")):
+        yield  # another TensorFlow version: convert without the reuse
+        return
     originals = {"load": lite._load, "convert": lite._convert_saved_model,  # noqa: SLF001
                  "calibrate": calibrator.Calibrator.calibrate}
     load, convert_saved_model = _Memo(originals["load"]), _Memo(originals["convert"])

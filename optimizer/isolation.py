@@ -119,6 +119,17 @@ class Worker:
             if close:
                 self.process.stdin.close()
 
+    def wait_ready(self, timeout_s: float) -> bool:
+        """Wait until the child has its imports; False if it exited first or the time ran out."""
+        deadline = time.monotonic() + timeout_s
+        while not self.ready.wait(0.1):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                return False
+        return True
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
     def move_log(self, workdir: Path) -> None:
         """Continue the log in ``workdir`` (a worker started before its job's folder existed)."""
         workdir.mkdir(parents=True, exist_ok=True)
@@ -216,7 +227,7 @@ class Spares:
             with self._lock:
                 others = list(self._idle)
             for starting in [worker, *others]:
-                starting.ready.wait(60)
+                starting.wait_ready(60)
         worker.send(payload)
         return worker.wait(on_progress)
 

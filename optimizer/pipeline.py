@@ -80,7 +80,10 @@ class WarmWorkers:
 
     def wait_ready(self, timeout_s: float) -> bool:
         deadline = time.monotonic() + timeout_s
-        return all(w.ready.wait(max(0.0, deadline - time.monotonic())) for w in (self.preparer, self.helper))
+        return all(w.wait_ready(max(0.0, deadline - time.monotonic())) for w in (self.preparer, self.helper))
+
+    def alive(self) -> bool:
+        return self.preparer.alive() and self.helper.alive()
 
     def adopt(self, workdir: Path, cancel: threading.Event | None) -> tuple[Worker, Worker]:
         for worker in (self.preparer, self.helper):
@@ -366,7 +369,8 @@ def run_comparison(
     Conversions run in workers started at once (TensorFlow loads while the model is inspected), the data
     is checked while the model exports, evaluations overlap conversions, and latency is measured last,
     one variant at a time, with nothing else of ours running. ``warm`` workers, started earlier, replace
-    the two TensorFlow workers a run starts (a .tflite source, or other limits, needs neither: they stop).
+    the two TensorFlow workers a run starts (a .tflite source, other limits or a dead worker: they stop and
+    the run starts its own).
     """
     progress = on_progress or (lambda event: None)
     # The statistics at the end need scipy (about 1 s to import): load it while the workers do the work.
@@ -385,7 +389,7 @@ def run_comparison(
 
     tflite_source = fmt is ModelFormat.TFLITE
     helper_task = "convert_tflite" if tflite_source else "convert"
-    if warm is not None and (tflite_source or warm.limits != limits):
+    if warm is not None and (tflite_source or warm.limits != limits or not warm.alive()):
         warm.abort()
         warm = None
     preparer = None

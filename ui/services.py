@@ -33,7 +33,7 @@ def get_store(root: str) -> RunStore:
 @st.cache_resource
 def get_scheduler(root: str) -> Scheduler:
     """One scheduler per server. STUDIO_WARM=1 (the default) keeps a standby runner with TensorFlow loaded
-    while no job runs (about 1 GB of memory), so a run starts without the ~5 s import; 0 turns it off."""
+    while no job runs (about 1.5 GB resident), so a run starts without the ~5 s import; 0 turns it off."""
     return Scheduler(get_store(root), max_running=int(os.environ.get("STUDIO_MAX_JOBS", "1")),
                      warm=os.environ.get("STUDIO_WARM", "1") != "0")
 

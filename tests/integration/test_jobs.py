@@ -121,3 +121,19 @@ def test_a_warm_standby_takes_the_next_job_and_a_new_one_waits_after_it(tmp_path
     assert second is not None
     with pytest.raises(ProcessLookupError):  # stopped with the scheduler, workers and all
         os.kill(second, 0)
+
+
+def test_a_run_handed_dead_warm_workers_starts_its_own(tmp_path):
+    """A standby whose worker died while idle must not fail the job it takes: the run starts fresh workers."""
+    from optimizer.pipeline import WarmWorkers, run_comparison
+    from optimizer.variants import VariantKind
+
+    warm = WarmWorkers.start(tmp_path / "standby")
+    assert warm.wait_ready(180)
+    os.killpg(warm.preparer.process.pid, signal.SIGKILL)
+    warm.preparer.process.wait(timeout=10)
+    result = run_comparison(CANCER_MODEL, tmp_path / "run", [VariantSpec(VariantKind.INT8)], data=CANCER_DATA,
+                            warm=warm)
+    assert result.manifest["warm_start"] is False
+    assert {r["variant"]: r["status"] for r in result.rows} == {"float32": "ok", "int8": "ok"}
+    assert not warm.helper.alive()  # the survivor is stopped, not left idle
