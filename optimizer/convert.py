@@ -67,7 +67,11 @@ class _Memo:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         for seen_args, seen_kwargs, result in self.entries:
-            if seen_args == args and seen_kwargs == kwargs:
+            try:
+                same = bool(seen_args == args and seen_kwargs == kwargs)
+            except (TypeError, ValueError):  # e.g. arrays, whose == is elementwise: never reuse then
+                same = False
+            if same:
                 return result
         result = self.function(*args, **kwargs)
         self.entries.append((args, kwargs, result))
