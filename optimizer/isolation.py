@@ -191,7 +191,11 @@ class Worker:
 class Spares:
     """Workers of one task started ahead of need. Each still serves a single payload in a fresh process;
     only its start (Python and the task's imports, about 0.1 s) happens while the caller does other work.
-    An idle spare is blocked on its stdin, so it costs memory, not CPU: measurements stay undisturbed."""
+    An idle spare is blocked on its stdin, so it costs memory, not CPU: measurements stay undisturbed.
+
+    A child is killed when the thread that started it ends (PR_SET_PDEATHSIG, see optimizer.worker), so the
+    spares are started by a thread of their own that lives until :meth:`close`, never by the caller's
+    thread that happened to ask (it may end while another thread still uses the spare)."""
 
     def __init__(self, task: str, *, workdir: Path, limits: WorkerLimits = DEFAULT_LIMITS,
                  cancel: threading.Event | None = None, expected: int = 0, ahead: int = 0,
@@ -201,30 +205,53 @@ class Spares:
         imports, so no start-up of ours runs during the task (for latency measurements)."""
         self.task, self.workdir, self.limits, self.cancel, self.quiet = task, workdir, limits, cancel, quiet
         self._idle: list[Worker] = []
-        self._lock = threading.Lock()
+        self._pending = 0  # asked of the starting thread, not yet started
+        self._condition = threading.Condition()
         self._closed = False
         self._to_start, self._ahead = expected, ahead
+        self._requests: queue.Queue[int | None] = queue.Queue()
+        threading.Thread(target=self._start_loop, name=f"spares-{task}", daemon=True).start()
         self._top_up()
 
+    def _new_worker(self) -> Worker:
+        return Worker(self.task, workdir=self.workdir, limits=self.limits, cancel=self.cancel)
+
+    def _start_loop(self) -> None:
+        while (count := self._requests.get()) is not None:
+            for _ in range(count):
+                worker = self._new_worker()
+                with self._condition:
+                    self._pending -= 1
+                    if self._closed:
+                        worker.abort()
+                    else:
+                        self._idle.append(worker)
+                    self._condition.notify_all()
+
     def _top_up(self) -> None:
-        with self._lock:
-            count = max(0, min(self._ahead - len(self._idle), self._to_start)) if not self._closed else 0
+        with self._condition:
+            if self._closed:
+                return
+            count = max(0, min(self._ahead - len(self._idle) - self._pending, self._to_start))
             self._to_start -= count
-            started = [Worker(self.task, workdir=self.workdir, limits=self.limits, cancel=self.cancel)
-                       for _ in range(count)]
-            self._idle.extend(started)
+            self._pending += count
+        if count:
+            self._requests.put(count)
 
     def run(self, payload: dict[str, Any], on_progress: ProgressCallback | None = None) -> Any:
-        """Like :func:`run_task`, on a spare when one is idle (else on a worker started now)."""
-        with self._lock:
+        """Like :func:`run_task`, on a spare when one is idle or on its way (else on a worker started now,
+        by this thread, which also waits on it)."""
+        with self._condition:
+            self._condition.wait_for(lambda: self._idle or not self._pending, timeout=30)
             worker = self._idle.pop(0) if self._idle else None
             if worker is None:
                 self._to_start = max(0, self._to_start - 1)
-        if worker is None or worker.process.poll() is not None:
-            worker = Worker(self.task, workdir=self.workdir, limits=self.limits, cancel=self.cancel)
+        if worker is None or not worker.alive():
+            worker = self._new_worker()
         self._top_up()
         if self.quiet:
-            with self._lock:
+            with self._condition:
+                self._condition.wait_for(lambda: not self._pending, timeout=60)
                 others = list(self._idle)
             for starting in [worker, *others]:
                 starting.wait_ready(60)
@@ -232,10 +259,11 @@ class Spares:
         return worker.wait(on_progress)
 
     def close(self) -> None:
-        """Stop the spares nobody took."""
-        with self._lock:
+        """Stop the spares nobody took (call once every payload is done: the starting thread ends here)."""
+        with self._condition:
             self._closed = True
             idle, self._idle = self._idle, []
+        self._requests.put(None)
         for worker in idle:
             worker.abort()
 

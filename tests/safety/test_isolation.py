@@ -88,3 +88,37 @@ def test_a_converter_crash_fails_one_variant_and_the_run_completes(tmp_path):
     others = {name: row["status"] for name, row in rows.items() if name != "int8"}
     assert set(others.values()) == {"ok"}, rows
     assert all(rows[name]["latency_ms_p50"] > 0 for name in others)
+
+
+def test_a_spare_in_use_survives_the_thread_that_asked_for_it(tmp_path, digits_float_tflite):
+    """Workers die with the thread that started them (PR_SET_PDEATHSIG). Spares are started ahead by one
+    caller's request and used by another caller's thread; the asking thread ending must not kill a spare
+    that another thread is measuring with (a CI run lost int16x8's evaluation that way)."""
+    import time
+
+    from optimizer.isolation import Spares
+
+    def payload(runs):
+        return {"model_path": str(digits_float_tflite), "sample_path": None, "threads": 1, "warmup_runs": 0,
+                "timed_runs": runs}
+
+    spares = Spares("benchmark", workdir=tmp_path, expected=2, ahead=1)
+    release = threading.Event()
+
+    def asker():
+        spares.run(payload(50))  # takes the first spare; the second is started because of this call
+        release.wait()
+
+    asking = threading.Thread(target=asker)
+    asking.start()
+    long_result = {}
+    measuring = threading.Thread(target=lambda: long_result.update(spares.run(payload(60_000))))
+    while not spares._idle:  # noqa: SLF001 - the second spare is idle: the measuring thread takes it
+        time.sleep(0.05)
+    measuring.start()
+    time.sleep(0.3)
+    release.set()  # the asking thread ends while the spare it caused is busy measuring
+    asking.join()
+    measuring.join(timeout=120)
+    spares.close()
+    assert long_result.get("latency_runs") == 60_000
