@@ -261,11 +261,10 @@ class _RunContext:
     def _benchmark_curve_point(self, point: dict[str, Any]) -> None:
         """Latency of one candidate of the selective search, measured like every variant."""
         try:
-            measured = run_task("benchmark", {
+            measured = self.run_worker("benchmark", {
                 "model_path": point["path"], "sample_path": self.data_report["eval_path"],
                 "threads": self.options.threads, "warmup_runs": self.options.warmup_runs,
-                "timed_runs": self.options.timed_runs}, workdir=self.workdir, limits=self.options.limits,
-                cancel=self.cancel)
+                "timed_runs": self.options.timed_runs})
             point.update(latency_ms_p50=measured["latency_ms_p50"], latency_ms_p95=measured["latency_ms_p95"])
         except OptimizerError as exc:
             point["latency_error"] = str(exc)
@@ -389,15 +388,15 @@ def run_comparison(
 
     tflite_source = fmt is ModelFormat.TFLITE
     helper_task = "convert_tflite" if tflite_source else "convert"
-    if warm is not None and (tflite_source or warm.limits != limits or not warm.alive()):
+    warm_start = warm is not None and not tflite_source and warm.limits == limits and warm.alive()
+    if warm is not None and not warm_start:
         warm.abort()
-        warm = None
-    preparer = None
-    if warm is not None:
-        preparer, helper = warm.adopt(workdir, cancel)
-    else:  # started now so it loads TensorFlow while the model is inspected; converts half the variants
-        helper = Worker(helper_task, workdir=workdir, limits=limits, cancel=cancel,
-                        log_name="worker-convert-helper")
+    preparer: Worker | None = None
+    if tflite_source:
+        helper = Worker(helper_task, workdir=workdir, limits=limits, cancel=cancel, log_name="worker-convert-helper")
+    else:  # without warm workers, started now: TensorFlow loads while the model is inspected
+        pair = warm if warm is not None and warm_start else WarmWorkers.start(workdir, limits)
+        preparer, helper = pair.adopt(workdir, cancel)
     state: dict[str, Any] = {}
 
     def plan(summary: dict[str, Any]) -> None:
@@ -463,7 +462,7 @@ def run_comparison(
             plan(inspect(local_model, workdir, limits))
             state["conversions"].start_share(helper, state["post_training"], None)
         else:
-            preparer = preparer or Worker("prepare", workdir=workdir, limits=limits, cancel=cancel)
+            assert preparer is not None
             preparer.send({"model_path": str(local_model.resolve()), "workdir": str(workdir.resolve())}, more=True)
             current: dict[str, str] = {}
 
@@ -472,7 +471,8 @@ def run_comparison(
                 stage = event.get("stage")
                 if stage == "inspected":
                     plan(event["summary"])  # the child exports meanwhile
-                    own_share, state["helper_share"] = _split_conversions(state["post_training"])
+                    state["shares"] = _split_conversions(state["post_training"])
+                    own_share = state["shares"][0]
                     state["conversions"].specs.update({s.name: s for s in own_share})
                     preparer.send_more({**state["conversions"].payload, "specs": [s.to_dict() for s in own_share]})
                     return
@@ -480,7 +480,7 @@ def run_comparison(
                     export_dir, export_s = event["export_dir"], event["export_s"]
                     if fmt is ModelFormat.SAVED_MODEL_ZIP:
                         state["context"].saved_model_dir = str(Path(export_dir).relative_to(out_dir.resolve()))
-                    state["conversions"].start_share(helper, state["helper_share"], export_dir)
+                    state["conversions"].start_share(helper, state["shares"][1], export_dir)
                     for worker, share in state["after_export"]:
                         state["conversions"].start_share(worker, share, export_dir)
                 elif "conversions" in state:
@@ -499,8 +499,7 @@ def run_comparison(
                     state["conversions"].fail_unfinished(state["post_training"], exc if not isinstance(
                         exc, WorkerFailed) else VariantFailed(f"export failed: {exc}"), {})
                 else:
-                    state["conversions"].fail_unfinished(
-                        [s for s in state["post_training"] if s not in state["helper_share"]], exc, current)
+                    state["conversions"].fail_unfinished(state["shares"][0], exc, current)
     except BaseException:
         helper.abort()
         if preparer is not None:
@@ -536,7 +535,7 @@ def run_comparison(
         "variants": [s.to_dict() for s in chosen],
         "export_s": export_s,
         "conversion_workers": 1 if tflite_source or len(state["post_training"]) < 2 else 2,
-        "warm_start": warm is not None,  # TensorFlow workers started before the run (a server's standby)
+        "warm_start": warm_start,  # TensorFlow workers started before the run (a server's standby)
         "versions": package_versions(),
         "cpu": cpu_name(),
         "threads": options.threads,
