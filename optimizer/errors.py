@@ -38,6 +38,10 @@ class WorkerFailed(OptimizerError):
     """A child process crashed, ran out of memory or time; the caller lives on."""
 
 
+class StoreUnavailable(OptimizerError):
+    """The runs folder cannot be written (read-only, full, missing): nothing was half-written."""
+
+
 _TITLES: dict[type[OptimizerError], str] = {
     ModelRejected: "Model refused",
     DataRejected: "Data refused",
@@ -45,6 +49,7 @@ _TITLES: dict[type[OptimizerError], str] = {
     InvalidOption: "Invalid option",
     VariantFailed: "Variant failed",
     WorkerFailed: "Worker failed",
+    StoreUnavailable: "Runs folder unavailable",
     InputRejected: "Input refused",
     OptimizerError: "Error",
 }

@@ -12,6 +12,8 @@ not disturb a measurement), which takes the next job without waiting for TensorF
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import shutil
 import signal
@@ -20,7 +22,7 @@ import sys
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +30,14 @@ from optimizer.errors import InvalidOption, OptimizerError, user_message
 from optimizer.evaluate import Task
 from optimizer.intake import file_sha256
 from optimizer.pipeline import RunOptions, WarmWorkers, run_comparison
-from optimizer.store import RunStore
+from optimizer.store import HEARTBEAT_S, RunStore, new_run_id, unwritable
 from optimizer.variants import VariantSpec
 
 
 @dataclass(frozen=True)
 class JobRequest:
-    """What to run: input files (copied into the job folder on submit), variants and options."""
+    """What to run: input files (copied into the job folder on submit), variants and every run option the
+    command line has."""
 
     model: str
     data: str | None = None
@@ -47,10 +50,13 @@ class JobRequest:
     warmup_runs: int = 10
     task: str | None = None
     seed: int = 0
+    label_column: str = "label"
+    eval_fraction: float = 0.5
 
     def options(self) -> RunOptions:
         return RunOptions(threads=self.threads, timed_runs=self.timed_runs, warmup_runs=self.warmup_runs,
-                          task=Task(self.task) if self.task else None, seed=self.seed)
+                          task=Task(self.task) if self.task else None, seed=self.seed,
+                          label_column=self.label_column, eval_fraction=self.eval_fraction)
 
     def specs(self) -> list[VariantSpec] | None:
         return [VariantSpec.from_dict(v) for v in self.variants] or None
@@ -60,14 +66,29 @@ class JobRequest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobRequest:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise InvalidOption(f"job request: unknown fields {sorted(unknown)}")
         return cls(**data)
 
 
 _INPUT_FIELDS = ("model", "data", "labels", "calib", "eval_data")
 
 
+def _request_key(request: JobRequest, inputs: dict[str, dict[str, Any]]) -> str:
+    """Same input contents and same options: the same run (file paths do not matter)."""
+    options = {k: v for k, v in request.to_dict().items() if k not in _INPUT_FIELDS}
+    contents = {name: entry["sha256"] for name, entry in inputs.items()}
+    return hashlib.sha256(json.dumps([contents, options], sort_keys=True, default=str).encode()).hexdigest()
+
+
 def submit(store: RunStore, request: JobRequest, session: str | None = None) -> str:
-    """Validate the request, copy its inputs into a new job folder and queue it; returns the run id."""
+    """Validate the request, copy its inputs into a new job folder, then publish it as queued in one insert
+    (a runner never sees a run whose files are not written yet). Returns the run id; while a run of the same
+    inputs and options is queued or running, returns that run's id instead of queuing a duplicate.
+
+    Raises InvalidOption for a bad request and StoreUnavailable when the runs folder cannot be written."""
     request.options()  # validates threads/runs
     request.specs()  # validates variant specs
     sources = {name: getattr(request, name) for name in _INPUT_FIELDS if getattr(request, name)}
@@ -76,17 +97,33 @@ def submit(store: RunStore, request: JobRequest, session: str | None = None) -> 
             raise InvalidOption(f"{name}: expected a file; found nothing at {value}")
     inputs = {name: {"name": Path(value).name, "sha256": file_sha256(Path(value)),
                      "size_bytes": Path(value).stat().st_size} for name, value in sources.items()}
-    run_id = store.create(Path(request.model).name, inputs, request.to_dict(), session=session)
-    input_dir = store.job_dir(run_id) / "input"
-    input_dir.mkdir(parents=True, exist_ok=True)
+    key = _request_key(request, inputs)
+    existing = store.find_active(key)
+    if existing is not None:
+        return existing
+    run_id = new_run_id()
+    folder = store.job_dir(run_id)
     local: dict[str, str] = {}
-    for name, value in sources.items():
-        target = input_dir / f"{name}-{Path(value).name}" if name != "model" else input_dir / Path(value).name
-        shutil.copyfile(value, target)
-        local[name] = str(target)
-    store.update(run_id, status="queued", progress={"stage": "queued", "variants": {}},
-                 manifest={"request": {**request.to_dict(), **local}})
-    return run_id
+    try:
+        input_dir = folder / "input"
+        input_dir.mkdir(parents=True)
+        for name, value in sources.items():
+            target = input_dir / f"{name}-{Path(value).name}" if name != "model" else input_dir / Path(value).name
+            shutil.copyfile(value, target)
+            local[name] = str(target)
+    except OSError as exc:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise unwritable(store.root, exc) from exc
+    try:
+        published = store.create(Path(request.model).name, inputs, request.to_dict(), session=session,
+                                 run_id=run_id, manifest={"request": {**request.to_dict(), **local}},
+                                 request_key=key)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    if published != run_id:  # an identical run was published meanwhile
+        shutil.rmtree(folder, ignore_errors=True)
+    return published
 
 
 class _ProgressRecorder:
@@ -122,29 +159,61 @@ class _ProgressRecorder:
         self.store.update(self.run_id, progress=self.state)
 
 
-def run_job(store: RunStore, run_id: str, warm: WarmWorkers | None = None) -> None:
-    """Run one queued job to its end; every outcome is written to the store (never raised)."""
+def _startable(store: RunStore, run_id: str) -> tuple[JobRequest, dict[str, str]] | None:
+    """The claimed run's request and local input paths, or None after failing it with the reason."""
     record = store.get(run_id)
     if record is None:
-        return
-    request = JobRequest.from_dict(record["options"])
-    local = record["manifest"]["request"]
-    store.update(run_id, status="running", runner_pid=os.getpid())
-    cancel = threading.Event()
-    stop_watch = threading.Event()
+        print(f"run {run_id}: not in the store; nothing to run", file=sys.stderr)
+        return None
+    if record["status"] != "running":
+        print(f"run {run_id}: {record['status']}, not claimed for running; nothing to run", file=sys.stderr)
+        return None
+    local = (record["manifest"] or {}).get("request")
+    try:
+        request = JobRequest.from_dict(record["options"] or {})
+        if not isinstance(local, dict) or not local.get("model"):
+            raise InvalidOption("its request names no model file in the job folder")
+        missing = [f"{name} ({Path(local[name]).name})" for name in _INPUT_FIELDS
+                   if local.get(name) and not Path(local[name]).is_file()]
+        if missing:
+            raise InvalidOption(f"its input files are missing from the job folder: {', '.join(missing)}")
+    except (InvalidOption, TypeError, ValueError) as exc:
+        store.finish_if_active(run_id, "failed", f"the run could not start: {exc}")
+        return None
+    return request, local
 
-    def watch_cancel() -> None:
-        while not stop_watch.wait(0.5):
+
+def _keep_alive(store: RunStore, run_id: str, cancel: threading.Event, stop: threading.Event) -> None:
+    """Heartbeat (so no server takes this live run for dead) and the user's cancel request."""
+    last_beat = 0.0
+    while not stop.wait(0.5):
+        with contextlib.suppress(Exception):  # a busy or full database must not end the watch
+            now = time.monotonic()
+            if now - last_beat >= HEARTBEAT_S:
+                store.heartbeat(run_id, os.getpid())
+                last_beat = now
             current = store.get(run_id)
             if current is None or current["cancel_requested"]:
                 cancel.set()
-                return
 
-    threading.Thread(target=watch_cancel, daemon=True).start()
+
+def run_job(store: RunStore, run_id: str, warm: WarmWorkers | None = None) -> None:
+    """Run one claimed job to its end; every outcome is written to the store (never raised). A final status
+    is written once: a run already final (e.g. interrupted) is never flipped back."""
+    startable = _startable(store, run_id)
+    if startable is None:
+        if warm is not None:
+            warm.abort()
+        return
+    request, local = startable
+    store.heartbeat(run_id, os.getpid())
+    cancel, stop_watch = threading.Event(), threading.Event()
+    threading.Thread(target=_keep_alive, args=(store, run_id, cancel, stop_watch), daemon=True).start()
     recorder = _ProgressRecorder(store, run_id)
+    job_dir = store.job_dir(run_id)
     try:
         result = run_comparison(
-            Path(local["model"]), store.job_dir(run_id), request.specs(),
+            Path(local["model"]), job_dir, request.specs(),
             data=_path(local.get("data")), labels=_path(local.get("labels")), calib=_path(local.get("calib")),
             eval_data=_path(local.get("eval_data")), options=request.options(), on_progress=recorder, cancel=cancel,
             warm=warm)
@@ -154,13 +223,21 @@ def run_job(store: RunStore, run_id: str, warm: WarmWorkers | None = None) -> No
         store.update(run_id, rows=result.rows, manifest=manifest, status=status,
                      error="cancelled by the user" if cancel.is_set() else None)
     except OptimizerError as exc:
-        recorder.flush()
-        store.update(run_id, status="cancelled" if cancel.is_set() else "failed", error=user_message(exc))
+        _fail(store, run_id, recorder, "cancelled" if cancel.is_set() else "failed", user_message(exc))
+    except OSError as exc:  # the runs folder filled up or went read-only: free what this run wrote
+        for partial in ("variants", "work"):
+            shutil.rmtree(job_dir / partial, ignore_errors=True)
+        _fail(store, run_id, recorder, "failed", user_message(unwritable(store.root, exc)))
     except Exception as exc:  # noqa: BLE001 - the job fails with a reason; the runner never leaves it running
-        recorder.flush()
-        store.update(run_id, status="failed", error=f"Unexpected error ({type(exc).__name__}): {exc}"[:500])
+        _fail(store, run_id, recorder, "failed", f"Unexpected error ({type(exc).__name__}): {exc}"[:500])
     finally:
         stop_watch.set()
+
+
+def _fail(store: RunStore, run_id: str, recorder: _ProgressRecorder, status: str, error: str) -> None:
+    with contextlib.suppress(Exception):
+        recorder.flush()
+    store.update(run_id, status=status, error=error)
 
 
 def _path(value: str | None) -> Path | None:
@@ -168,9 +245,13 @@ def _path(value: str | None) -> Path | None:
 
 
 class Scheduler:
-    """Starts queued jobs as runner processes, at most ``max_running`` at a time, and notices runners that
-    die. Created once per server process; on creation, jobs left active by an earlier server are marked
-    interrupted (their runner died with it)."""
+    """Starts queued jobs as runner processes and notices runners that die. Created once per server process.
+
+    Several schedulers (several servers on one runs folder) share the work safely: each job is claimed by
+    exactly one of them in one store transaction, at most ``max_running`` jobs of the folder run at once
+    whoever started them, and only a run whose runner is gone or silent is marked interrupted. A runner
+    outlives its server (it finishes its job and records it; a restarted server counts it as running), while
+    the standby runner, which holds no job yet, dies with the server."""
 
     def __init__(self, store: RunStore, max_running: int = 1, poll_s: float = 0.5, warm: bool = False) -> None:
         if max_running < 1:
@@ -182,9 +263,7 @@ class Scheduler:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
-        for record in store.list(limit=10_000, status=("queued", "running")):
-            store.finish_if_active(record["id"], "interrupted",
-                                   "interrupted: the server stopped before this run finished")
+        store.reap_dead()  # runs whose runner died with an earlier server
         self._thread = threading.Thread(target=self._loop, name="job-scheduler", daemon=True)
         self._thread.start()
 
@@ -217,42 +296,53 @@ class Scheduler:
             (standby_dir(self.store, standby.pid) / "ready").exists()
 
     def tick(self) -> None:
-        """Reap finished runners, then start queued jobs while there is a free slot."""
+        """Reap this server's finished runners, then claim and start queued jobs while the folder-wide limit
+        allows; keep a standby only while no job of the folder runs or waits."""
         with self._lock:
-            for run_id, process in list(self._running.items()):
-                code = process.poll()
-                if code is None:
-                    continue
-                del self._running[run_id]
-                if code != 0:
-                    reason = (f"killed by {signal.Signals(-code).name}" if code < 0 and -code in
-                              signal.Signals._value2member_map_ else f"exit code {code}")
-                    self.store.finish_if_active(run_id, "failed", f"the job's worker process stopped ({reason})")
-                else:
-                    self.store.finish_if_active(run_id, "failed", "the job's worker process ended without a result")
-            free = self.max_running - len(self._running)
-            if free <= 0:
-                return
+            self._reap_own()
             if self._standby is not None and self._standby.poll() is not None:
                 self._standby = None  # it died while waiting; a new one starts when the machine is idle
-            queued = list(reversed(self.store.list(limit=10_000, status=("queued",))))
-            for record in queued[:free]:
-                process = self._take_standby(record["id"]) or self._start_runner(record["id"])
-                self._running[record["id"]] = process
-                self.store.update(record["id"], status="running", runner_pid=process.pid, server_id=self.server_id)
-            if self.warm and self._standby is None and not self._running and not queued:
+            while (record := self.store.claim_next(self.server_id, self.max_running)) is not None:
+                self._start_claimed(record["id"])
+            idle = not self._running and self.store.running_count() == 0 and \
+                not self.store.list(limit=1, status=("queued",))
+            if self.warm and self._standby is None and idle:
                 self._standby = self._start_runner(None)
+
+    def _reap_own(self) -> None:
+        for run_id, process in list(self._running.items()):
+            code = process.poll()
+            if code is None:
+                continue
+            del self._running[run_id]
+            if code != 0:
+                reason = (f"killed by {signal.Signals(-code).name}" if code < 0 and -code in
+                          signal.Signals._value2member_map_ else f"exit code {code}")
+                self.store.finish_if_active(run_id, "failed", f"the job's worker process stopped ({reason})")
+            else:
+                self.store.finish_if_active(run_id, "failed", "the job's worker process ended without a result")
+
+    def _start_claimed(self, run_id: str) -> None:
+        try:
+            process = self._take_standby(run_id) or self._start_runner(run_id)
+        except OSError as exc:
+            self.store.finish_if_active(run_id, "failed", user_message(unwritable(self.store.root, exc)))
+            return
+        self._running[run_id] = process
+        self.store.heartbeat(run_id, process.pid)
 
     def _start_runner(self, run_id: str | None) -> subprocess.Popen[bytes]:
         if run_id is None:
             folder = self.store.root / "standby"
             folder.mkdir(parents=True, exist_ok=True)
             log_path = folder / "standby-runner.log"
+            command = [str(self.store.root), "--standby", str(os.getpid())]
         else:
             log_path = self.store.job_dir(run_id) / "runner.log"
+            command = [str(self.store.root), run_id]
         with open(log_path, "ab") as log:
             return subprocess.Popen(
-                [sys.executable, "-m", "optimizer.jobs", str(self.store.root), run_id or "--standby"],
+                [sys.executable, "-m", "optimizer.jobs", *command],
                 stdout=log, stderr=log, stdin=subprocess.PIPE if run_id is None else subprocess.DEVNULL,
                 start_new_session=True, cwd=Path(__file__).resolve().parent.parent)
 
@@ -300,11 +390,25 @@ def standby_dir(store: RunStore, pid: int) -> Path:
     return store.root / "standby" / str(pid)
 
 
-def standby(store: RunStore) -> int:
+def _parent_death_signal(signal_number: int) -> None:
+    """Linux: the signal this process gets when the thread that started it ends (0: none)."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal_number)  # PR_SET_PDEATHSIG
+
+
+def standby(store: RunStore, server_pid: int | None = None) -> int:
     """Start the TensorFlow workers and the statistics imports now, mark the folder ready once they are
-    loaded, then run the job whose id arrives on stdin (nothing arriving: stop, having run nothing)."""
+    loaded, then run the job whose id arrives on stdin (nothing arriving: stop, having run nothing).
+
+    While it waits, the standby dies with its server (parent-death signal); once it has a job it is a runner
+    like any other and finishes that job even if the server stops."""
     import importlib
 
+    _parent_death_signal(signal.SIGKILL)
+    if server_pid is not None and os.getppid() != server_pid:
+        return 0  # the server died before the signal was armed
     folder = standby_dir(store, os.getpid())
     warm = WarmWorkers.start(folder)
 
@@ -319,6 +423,7 @@ def standby(store: RunStore) -> int:
         if not run_id:
             warm.abort()
             return 0
+        _parent_death_signal(0)
         log = os.open(store.job_dir(run_id) / "runner.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(log, 1)  # from here on this runner's output belongs to the job
         os.dup2(log, 2)
@@ -331,7 +436,7 @@ def standby(store: RunStore) -> int:
 def main(argv: list[str]) -> int:
     store = RunStore(Path(argv[0]))
     if argv[1] == "--standby":
-        return standby(store)
+        return standby(store, int(argv[2]) if len(argv) > 2 else None)
     run_job(store, argv[1])
     return 0
 

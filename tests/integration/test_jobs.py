@@ -65,7 +65,8 @@ def test_killing_the_worker_fails_the_job_and_the_next_job_succeeds(scheduler):
 def test_queue_runs_one_job_at_a_time_and_cancel(scheduler):
     store = scheduler.store
     first = submit(store, _request("float16"))
-    second = submit(store, _request("float16"))
+    assert submit(store, _request("float16")) == first  # the same request while it is active: no duplicate
+    second = submit(store, _request("dynamic_range"))
     _wait(store, first, lambda r: r["status"] == "running")
     assert store.get(second)["status"] == "queued" and store.queue_position(second) == 1
     store.request_cancel(first)
