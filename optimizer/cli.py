@@ -16,6 +16,7 @@ from typing import Annotated
 
 import typer
 
+from optimizer.data import check_data_files
 from optimizer.errors import OptimizerError, user_message
 from optimizer.evaluate import Task
 from optimizer.intake import model_format, source_of
@@ -96,6 +97,7 @@ def run(
     with _refusals_exit_2():
         sample_data = _default_data(model, calib, eval_data)
         data = None if no_data else data or sample_data
+        check_data_files(data, calib, eval_data, labels=labels)  # headers only, before any worker starts
         training_options = {"epochs": epochs, "batch_size": batch_size, "learning_rate": learning_rate,
                             "sparsity": sparsity, "clusters": clusters}
         specs = parse_variant_list(variants, source_of(model_format(model)), training_options)
@@ -154,6 +156,7 @@ def analyze(
 
     with _refusals_exit_2():
         data = data or _default_data(model, calib, eval_data)
+        check_data_files(data, calib, eval_data, labels=labels)
         specs = [VariantSpec(VariantKind.FLOAT32), VariantSpec(VariantKind.INT8),
                  VariantSpec(VariantKind.MIXED_INT8, {"accuracy_budget": budget, "max_float_layers": max_float_layers,
                                                       "calibration_study": calibration_study})]

@@ -3,27 +3,39 @@
 Accepted: ``.npz`` (``x``/``y``, or ``x_calib``/``x_eval``/``y_eval``), a pair of ``.npy`` (inputs and
 labels), CSV (numeric feature columns plus a label column), and a ``.zip`` of images, one folder per class.
 The prepared arrays are written as float32 ``.npy`` into the job folder for the workers.
+
+A header can declare far more than the file holds (``(10**6, 10**6)`` float32 in a few bytes), so no array
+data is read before its declared shape x dtype has been checked against the bytes actually present and
+against :data:`MAX_ARRAY_BYTES` (``$STUDIO_MAX_ARRAY_MB``); CSV tables and image folders are bounded the same
+way before they are parsed or decoded. :func:`check_data_files` runs every such check without a model.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import math
+import os
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
+from numpy.lib import format as npy_format
 
 from optimizer.archive import ArchiveLimits, check_zip
 from optimizer.errors import DataRejected
 
 MAX_FILE_BYTES = 1024**3
-MAX_ARRAY_BYTES = 2 * 1024**3
+ARRAY_LIMIT_VARIABLE = "STUDIO_MAX_ARRAY_MB"
+MAX_ARRAY_BYTES = int(os.environ.get(ARRAY_LIMIT_VARIABLE, "2048")) * 1024**2  # one array in memory
 MAX_IMAGE_PIXELS = 4096 * 4096
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 SYNTHETIC_SAMPLES = 64
+CSV_CELL_BYTES = 8  # pandas holds numeric columns as 64-bit values
+_UNREADABLE = (ValueError, OSError, EOFError, zlib.error, zipfile.BadZipFile)
 
 
 @dataclass
@@ -39,6 +51,26 @@ class Arrays:
     notes: list[str] = field(default_factory=list)
 
 
+def format_bytes(count: int) -> str:
+    """``2.0 GiB``; exact below 1 KiB; a power of ten beyond what a float shows (declared sizes are unbounded)."""
+    if count < 1024:
+        return f"{count} bytes"
+    if count >= 1000 * 1024**6:
+        return f"about 10^{len(str(count)) - 1} bytes"
+    exponent = min((count.bit_length() - 1) // 10, 6)
+    return f"{count / 1024**exponent:.1f} {('KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB')[exponent - 1]}"
+
+
+def _one_line(exc: BaseException) -> str:
+    """A library's message as one short line (numpy's own messages span lines; headers are attacker text)."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _limit_text() -> str:
+    return f"the {format_bytes(MAX_ARRAY_BYTES)} memory limit for one array (${ARRAY_LIMIT_VARIABLE})"
+
+
 def _check_size(path: Path) -> None:
     if not path.is_file():
         raise DataRejected(f"{path.name}: expected a data file; found nothing at that path")
@@ -47,56 +79,175 @@ def _check_size(path: Path) -> None:
         raise DataRejected(f"{path.name}: at most {MAX_FILE_BYTES} bytes allowed; found {size}")
 
 
-def _load_npy(source: Any, name: str) -> np.ndarray:
+@dataclass(frozen=True)
+class NpyHeader:
+    """What a ``.npy`` header declares, and where its data would start."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+    fortran_order: bool
+    data_offset: int
+
+    @property
+    def declared_bytes(self) -> int:
+        return math.prod(self.shape) * self.dtype.itemsize  # Python ints: a huge shape cannot overflow
+
+    def describe(self) -> str:
+        """``shape (1000000, 1000000) float32 = 3.6 TiB``; absurd sizes shortened to ``1.0e200``."""
+        sizes = [str(size) if size < 10**15 else f"{str(size)[0]}.{str(size)[1]}e{len(str(size)) - 1}"
+                 for size in self.shape[:8]]
+        if len(self.shape) > 8:
+            sizes.append(f"... {len(self.shape)} dimensions")
+        shape = f"({sizes[0]},)" if len(sizes) == 1 else f"({', '.join(sizes)})"
+        return f"shape {shape} {self.dtype} = {format_bytes(self.declared_bytes)}"
+
+
+def read_npy_header(stream: IO[bytes], name: str) -> NpyHeader:
+    """Read the magic and header at the stream's position, none of the data; refuse pickles and non-numbers."""
     try:
-        array = np.load(source, allow_pickle=False)
-    except ValueError as exc:
-        if "pickle" in str(exc).lower():
-            raise DataRejected(f"{name}: expected a plain numeric array; found pickled objects (refused)") from None
-        raise DataRejected(f"{name}: expected a .npy array; found unreadable data ({exc})") from None
-    except (OSError, EOFError) as exc:
-        raise DataRejected(f"{name}: expected a .npy array; found unreadable data ({exc})") from None
+        version = npy_format.read_magic(stream)
+        if version == (1, 0):
+            shape, fortran_order, dtype = npy_format.read_array_header_1_0(stream)
+        elif version == (2, 0):
+            shape, fortran_order, dtype = npy_format.read_array_header_2_0(stream)
+        else:
+            raise DataRejected(f"{name}: expected a .npy array of format 1.0 or 2.0; "
+                               f"found format {version[0]}.{version[1]}")
+        offset = stream.tell()
+    except _UNREADABLE as exc:
+        raise DataRejected(f"{name}: expected a .npy array; found unreadable data ({_one_line(exc)})") from None
+    if dtype.hasobject:
+        raise DataRejected(f"{name}: expected a plain numeric array; found pickled objects (refused)")
+    if dtype.kind not in "biuf":
+        raise DataRejected(f"{name}: expected a numeric array; found {dtype}")
+    if any(size < 0 for size in shape):
+        raise DataRejected(f"{name}: expected a shape of sizes >= 0; found {shape}")
+    return NpyHeader(tuple(int(size) for size in shape), dtype, bool(fortran_order), offset)
+
+
+def check_npy_header(stream: IO[bytes], name: str, stored_bytes: int, *, array: str, holder: str) -> NpyHeader:
+    """The header at the stream's position, refused if its data is more than ``stored_bytes`` (header
+    included) hold or more than :data:`MAX_ARRAY_BYTES`. ``array`` and ``holder`` word the message:
+    ``"d.npz: array 'x'"`` and ``"its member 'x.npy'"``."""
+    header = read_npy_header(stream, name)
+    present = max(stored_bytes - header.data_offset, 0)
+    if header.declared_bytes > present:
+        raise DataRejected(f"{array} declares {header.describe()}; {holder} holds only {format_bytes(present)} "
+                           f"of array data")
+    if header.declared_bytes > MAX_ARRAY_BYTES:
+        raise DataRejected(f"{array} declares {header.describe()}, over {_limit_text()}")
+    return header
+
+
+def _read_checked(stream: IO[bytes], header: NpyHeader, name: str) -> np.ndarray:
+    """Read an array whose header :func:`check_npy_header` accepted, from the start of its stream."""
+    stream.seek(0)
+    try:
+        array = npy_format.read_array(stream, allow_pickle=False)
+    except MemoryError:
+        raise DataRejected(f"{name}: not enough memory to read {format_bytes(header.declared_bytes)} "
+                           f"of array data") from None
+    except _UNREADABLE as exc:
+        raise DataRejected(f"{name}: expected a .npy array; found unreadable data ({_one_line(exc)})") from None
     if not isinstance(array, np.ndarray) or array.dtype.kind not in "biuf":
-        kind = getattr(array, "dtype", type(array))
-        raise DataRejected(f"{name}: expected a numeric array; found {kind}")
-    if array.nbytes > MAX_ARRAY_BYTES:
-        raise DataRejected(f"{name}: at most {MAX_ARRAY_BYTES} bytes per array; found {array.nbytes}")
+        raise DataRejected(f"{name}: expected a numeric array; found {getattr(array, 'dtype', type(array))}")
     return array
 
 
-def _load_npz(path: Path) -> Arrays:
-    check_zip(path, ArchiveLimits(max_members=64, max_total_bytes=MAX_ARRAY_BYTES * 2))
+def _npy_file_header(handle: IO[bytes], path: Path) -> NpyHeader:
+    return check_npy_header(handle, path.name, os.fstat(handle.fileno()).st_size,
+                            array=f"{path.name}: array", holder="the file")
+
+
+def _check_npy_file(path: Path) -> None:
+    with open(path, "rb") as handle:
+        _npy_file_header(handle, path)
+
+
+def _load_npy_file(path: Path) -> np.ndarray:
+    with open(path, "rb") as handle:
+        return _read_checked(handle, _npy_file_header(handle, path), path.name)
+
+
+def _npz_members(path: Path) -> dict[str, zipfile.ZipInfo]:
+    """The members a ``.npz`` upload is read from (key -> member), known from the zip directory alone."""
+    members = check_zip(path, ArchiveLimits(max_members=64, max_total_bytes=MAX_ARRAY_BYTES * 2))
+    by_name = {info.filename: info for info in members if not info.is_dir()}
+    keys = {name.removesuffix(".npy") for name in by_name}
+    if {"x_calib", "x_eval"} <= keys:
+        wanted, optional = ["x_calib", "x_eval"], ["y_calib", "y_eval"]
+    elif "x" in keys:
+        wanted, optional = ["x"], ["y"]
+    else:
+        raise DataRejected(
+            f"{path.name}: expected arrays 'x' (and optional 'y') or 'x_calib'+'x_eval'; found {sorted(keys)}"
+        )
+    chosen: dict[str, zipfile.ZipInfo] = {}
+    for key in wanted + [k for k in optional if k in keys]:
+        if f"{key}.npy" not in by_name:
+            raise DataRejected(f"{path.name}: expected an array named {key!r}")
+        chosen[key] = by_name[f"{key}.npy"]
+    return chosen
+
+
+def _npz_arrays(path: Path, read: bool) -> dict[str, np.ndarray]:
+    """Check every member's header (against the member's size in the zip directory and the memory limit)
+    before any member's data is read; then, if ``read``, read them."""
+    members = _npz_members(path)
+    arrays: dict[str, np.ndarray] = {}
     try:
-        archive = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
-        raise DataRejected(f"{path.name}: expected an .npz archive; found unreadable data ({exc})") from None
-    with archive:
-        keys = set(archive.files)
+        with zipfile.ZipFile(path) as archive:
+            headers = {}
+            for key, info in members.items():
+                with archive.open(info) as stream:
+                    headers[key] = check_npy_header(stream, f"{path.name}[{key}]", info.file_size,
+                                                    array=f"{path.name}: array {key!r}",
+                                                    holder=f"its member {info.filename!r}")
+            if read:
+                for key, info in members.items():
+                    with archive.open(info) as stream:
+                        arrays[key] = _read_checked(stream, headers[key], f"{path.name}[{key}]")
+    except (*_UNREADABLE, RuntimeError, NotImplementedError) as exc:  # zipfile: encrypted, unknown method
+        raise DataRejected(f"{path.name}: expected an .npz archive; found unreadable data ({_one_line(exc)})") from None
+    return arrays
 
-        def get(key: str) -> np.ndarray:
-            try:
-                return _load_npy(io.BytesIO(archive.zip.read(f"{key}.npy")), f"{path.name}[{key}]")
-            except KeyError:
-                raise DataRejected(f"{path.name}: expected an array named {key!r}") from None
 
-        if {"x_calib", "x_eval"} <= keys:
-            return Arrays(x=get("x_calib"), y=get("y_calib") if "y_calib" in keys else None,
-                          x_eval=get("x_eval"), y_eval=get("y_eval") if "y_eval" in keys else None,
-                          source=f"{path.name} (calibration/evaluation split in file)")
-        if "x" not in keys:
-            raise DataRejected(
-                f"{path.name}: expected arrays 'x' (and optional 'y') or 'x_calib'+'x_eval'; found {sorted(keys)}"
-            )
-        return Arrays(x=get("x"), y=get("y") if "y" in keys else None, source=path.name)
+def _load_npz(path: Path) -> Arrays:
+    arrays = _npz_arrays(path, read=True)
+    if "x_calib" in arrays:
+        return Arrays(x=arrays["x_calib"], y=arrays.get("y_calib"), x_eval=arrays["x_eval"],
+                      y_eval=arrays.get("y_eval"), source=f"{path.name} (calibration/evaluation split in file)")
+    return Arrays(x=arrays["x"], y=arrays.get("y"), source=path.name)
+
+
+def _check_csv(path: Path) -> None:
+    """Bound the table pandas would build (rows x columns, counted without parsing) by the memory limit."""
+    columns, rows, in_header, last = 1, 0, True, b"\n"
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            if in_header:
+                end = chunk.find(b"\n")
+                columns += chunk.count(b",", 0, len(chunk) if end < 0 else end)
+                in_header = end < 0
+            rows += chunk.count(b"\n")
+            last = chunk[-1:]
+    if last != b"\n":
+        rows += 1
+    rows = max(rows - 1, 0)  # the header row
+    declared = rows * columns * CSV_CELL_BYTES
+    if declared > MAX_ARRAY_BYTES:
+        raise DataRejected(f"{path.name}: a table of about {rows} rows x {columns} columns = "
+                           f"{format_bytes(declared)} as 64-bit numbers, over {_limit_text()}")
 
 
 def _load_csv(path: Path, label_column: str) -> Arrays:
     import pandas as pd
 
+    _check_csv(path)
     try:
         frame = pd.read_csv(path)
     except Exception as exc:  # noqa: BLE001 - pandas raises many parser errors
-        raise DataRejected(f"{path.name}: expected a CSV table with a header row; {exc}") from None
+        raise DataRejected(f"{path.name}: expected a CSV table with a header row; {_one_line(exc)}") from None
     labels = None
     if label_column in frame.columns:
         labels = frame.pop(label_column).to_numpy()
@@ -128,6 +279,10 @@ def _load_image_zip(path: Path, input_shape: list[int | None]) -> Arrays:
         by_class.setdefault(parts[-2], []).append(member)
     if len(by_class) < 1 or not members:
         raise DataRejected(f"{path.name}: expected image files in class folders; found none")
+    stacked = len(members) * height * width * channels * np.dtype(np.float32).itemsize
+    if stacked > MAX_ARRAY_BYTES:
+        raise DataRejected(f"{path.name}: {len(members)} images at {height}x{width}x{channels} float32 = "
+                           f"{format_bytes(stacked)}, over {_limit_text()}")
     classes = sorted(by_class)
     Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
     xs, ys = [], []
@@ -138,7 +293,10 @@ def _load_image_zip(path: Path, input_shape: list[int | None]) -> Arrays:
                     with Image.open(io.BytesIO(archive.read(member))) as opened:
                         pixels = opened.convert("L" if channels == 1 else "RGB").resize((width, height))
                         xs.append(np.asarray(pixels, dtype=np.float32).reshape(height, width, channels) / 255.0)
-                except Exception as exc:  # noqa: BLE001 - PIL raises many types, incl. DecompressionBombError
+                except Image.DecompressionBombError as exc:  # declared dimensions, checked before decoding
+                    raise DataRejected(f"{path.name}: image {member.orig_filename!r} is too large to decode "
+                                       f"({_one_line(exc)})") from None
+                except Exception as exc:  # noqa: BLE001 - PIL raises many types
                     raise DataRejected(f"{path.name}: expected a readable image at {member.orig_filename!r}; "
                                        f"{type(exc).__name__}") from None
                 ys.append(label)
@@ -146,26 +304,53 @@ def _load_image_zip(path: Path, input_shape: list[int | None]) -> Arrays:
                   notes=[f"images resized to {height}x{width}x{channels}, scaled to [0, 1]"])
 
 
+def _suffix(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix not in (".npz", ".npy", ".csv", ".zip"):
+        raise DataRejected(f"{path.name}: expected .npz, .npy, .csv or an image .zip; found suffix {suffix!r}")
+    return suffix
+
+
+def check_data_files(*paths: Path | None, labels: Path | None = None) -> None:
+    """Every check of data uploads that needs neither the model nor any array data: file sizes, zip
+    directories, each array header against the bytes present and :data:`MAX_ARRAY_BYTES`, a CSV's rows x
+    columns. Cheap; the CLI runs it before any worker starts, and :func:`read_data` repeats it."""
+    for path in paths:
+        if path is None:
+            continue
+        _check_size(path)
+        suffix = _suffix(path)
+        if suffix == ".npz":
+            _npz_arrays(path, read=False)
+        elif suffix == ".npy":
+            _check_npy_file(path)
+        elif suffix == ".csv":
+            _check_csv(path)
+        else:
+            check_zip(path)
+    if labels is not None:
+        _check_size(labels)
+        _check_npy_file(labels)
+
+
 def read_data(path: Path, input_shape: list[int | None], labels_path: Path | None = None,
               label_column: str = "label") -> Arrays:
     """Read one data upload (plus a labels ``.npy`` for the pair form) without executing anything in it."""
     _check_size(path)
-    suffix = path.suffix.lower()
+    suffix = _suffix(path)
+    if labels_path is not None:  # both headers before either file's data
+        _check_size(labels_path)
+        _check_npy_file(labels_path)
     if suffix == ".npz":
         arrays = _load_npz(path)
     elif suffix == ".npy":
-        with open(path, "rb") as handle:
-            arrays = Arrays(x=_load_npy(handle, path.name), y=None, source=path.name)
+        arrays = Arrays(x=_load_npy_file(path), y=None, source=path.name)
     elif suffix == ".csv":
         arrays = _load_csv(path, label_column)
-    elif suffix == ".zip":
-        arrays = _load_image_zip(path, input_shape)
     else:
-        raise DataRejected(f"{path.name}: expected .npz, .npy, .csv or an image .zip; found suffix {suffix!r}")
+        arrays = _load_image_zip(path, input_shape)
     if labels_path is not None:
-        _check_size(labels_path)
-        with open(labels_path, "rb") as handle:
-            arrays.y = _load_npy(handle, labels_path.name)
+        arrays.y = _load_npy_file(labels_path)
         arrays.source += f" + {labels_path.name}"
     return arrays
 

@@ -42,6 +42,21 @@ class StoreUnavailable(OptimizerError):
     """The runs folder cannot be written (read-only, full, missing): nothing was half-written."""
 
 
+def folder_unwritable(folder: object, error: BaseException, what: str, remedy: str) -> StoreUnavailable:
+    """The one sentence for a folder that cannot be written ("cannot write runs to /x: read-only file
+    system; set STUDIO_RUNS_DIR ..."), whichever layer noticed it."""
+    import os
+
+    if isinstance(error, OSError) and error.errno is not None:
+        reason = os.strerror(error.errno).lower()
+    else:
+        text = str(error).lower()
+        reason = ("read-only file system" if "readonly" in text or "read-only" in text
+                  else "no space left on device" if "full" in text
+                  else "the database file cannot be opened" if "unable to open" in text else text)
+    return StoreUnavailable(f"cannot write {what} to {folder}: {reason}; {remedy}")
+
+
 _TITLES: dict[type[OptimizerError], str] = {
     ModelRejected: "Model refused",
     DataRejected: "Data refused",

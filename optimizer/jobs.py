@@ -30,7 +30,7 @@ from optimizer.errors import InvalidOption, OptimizerError, user_message
 from optimizer.evaluate import Task
 from optimizer.intake import file_sha256
 from optimizer.pipeline import RunOptions, WarmWorkers, run_comparison
-from optimizer.store import HEARTBEAT_S, RunStore, new_run_id, unwritable
+from optimizer.store import HEARTBEAT_S, Retention, RunStore, new_run_id, unwritable
 from optimizer.variants import VariantSpec
 
 
@@ -206,6 +206,7 @@ def run_job(store: RunStore, run_id: str, warm: WarmWorkers | None = None) -> No
             warm.abort()
         return
     request, local = startable
+    print(f"runner {os.getpid()} starts run {run_id}", flush=True)
     store.heartbeat(run_id, os.getpid())
     cancel, stop_watch = threading.Event(), threading.Event()
     threading.Thread(target=_keep_alive, args=(store, run_id, cancel, stop_watch), daemon=True).start()
@@ -227,6 +228,9 @@ def run_job(store: RunStore, run_id: str, warm: WarmWorkers | None = None) -> No
     except OSError as exc:  # the runs folder filled up or went read-only: free what this run wrote
         for partial in ("variants", "work"):
             shutil.rmtree(job_dir / partial, ignore_errors=True)
+        for partial_file in ("results.csv", "results.json", "manifest.json", "report.html"):
+            with contextlib.suppress(OSError):
+                (job_dir / partial_file).unlink()
         _fail(store, run_id, recorder, "failed", user_message(unwritable(store.root, exc)))
     except Exception as exc:  # noqa: BLE001 - the job fails with a reason; the runner never leaves it running
         _fail(store, run_id, recorder, "failed", f"Unexpected error ({type(exc).__name__}): {exc}"[:500])
@@ -244,6 +248,9 @@ def _path(value: str | None) -> Path | None:
     return Path(value) if value else None
 
 
+HOUSEKEEPING_S = 600.0
+
+
 class Scheduler:
     """Starts queued jobs as runner processes and notices runners that die. Created once per server process.
 
@@ -253,10 +260,13 @@ class Scheduler:
     outlives its server (it finishes its job and records it; a restarted server counts it as running), while
     the standby runner, which holds no job yet, dies with the server."""
 
-    def __init__(self, store: RunStore, max_running: int = 1, poll_s: float = 0.5, warm: bool = False) -> None:
+    def __init__(self, store: RunStore, max_running: int = 1, poll_s: float = 0.5, warm: bool = False,
+                 retention: Retention | None = None) -> None:
         if max_running < 1:
             raise InvalidOption(f"max_running: expected at least 1; found {max_running}")
         self.store, self.max_running, self.poll_s, self.warm = store, max_running, poll_s, warm
+        self.retention = retention
+        self._last_housekeeping = -HOUSEKEEPING_S
         self.server_id = uuid.uuid4().hex
         self._running: dict[str, subprocess.Popen[bytes]] = {}
         self._standby: subprocess.Popen[bytes] | None = None
@@ -308,6 +318,16 @@ class Scheduler:
                 not self.store.list(limit=1, status=("queued",))
             if self.warm and self._standby is None and idle:
                 self._standby = self._start_runner(None)
+        self._housekeeping()
+
+    def _housekeeping(self) -> None:
+        """Now and then: apply the retention policy and remove uploads no live session uses."""
+        now = time.monotonic()
+        if self.retention is None or now - self._last_housekeeping < HOUSEKEEPING_S:
+            return
+        self._last_housekeeping = now
+        self.store.enforce_retention(self.retention)
+        self.store.clean_uploads()
 
     def _reap_own(self) -> None:
         for run_id, process in list(self._running.items()):
@@ -434,10 +454,14 @@ def standby(store: RunStore, server_pid: int | None = None) -> int:
 
 
 def main(argv: list[str]) -> int:
-    store = RunStore(Path(argv[0]))
-    if argv[1] == "--standby":
-        return standby(store, int(argv[2]) if len(argv) > 2 else None)
-    run_job(store, argv[1])
+    try:
+        store = RunStore(Path(argv[0]))
+        if argv[1] == "--standby":
+            return standby(store, int(argv[2]) if len(argv) > 2 else None)
+        run_job(store, argv[1])
+    except OptimizerError as exc:  # e.g. the runs folder became unwritable: one sentence in the log
+        print(user_message(exc), file=sys.stderr)
+        return 1
     return 0
 
 

@@ -6,6 +6,7 @@ becomes a row with its reason; only a refused model or refused data stops the ru
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import shutil
@@ -21,7 +22,14 @@ import numpy as np
 import pandas as pd
 
 from optimizer.data import prepare_data
-from optimizer.errors import InvalidOption, OptimizerError, VariantFailed, WorkerFailed
+from optimizer.errors import (
+    InvalidOption,
+    ModelRejected,
+    OptimizerError,
+    VariantFailed,
+    WorkerFailed,
+    folder_unwritable,
+)
 from optimizer.evaluate import Task, infer_task
 from optimizer.intake import ModelFormat, check_model_file
 from optimizer.isolation import DEFAULT_LIMITS, Spares, Worker, WorkerLimits, run_task
@@ -154,6 +162,8 @@ class _Evaluator:
             spec, outcome = item
             try:
                 self.context.evaluate(spec, outcome)
+            except Exception as exc:  # noqa: BLE001 - any error fails this variant only; the run goes on
+                self.context.fail_unexpectedly(spec, "evaluating", exc)
             finally:
                 if spec.kind is VariantKind.FLOAT32:
                     with self._condition:
@@ -191,6 +201,14 @@ class _RunContext:
     def close_spares(self) -> None:
         for spares in self.spares.values():
             spares.close()
+
+    def fail_unexpectedly(self, spec: VariantSpec, step: str, error: BaseException) -> None:
+        """An error nobody planned for, while working on one variant: that variant is a failed row with the
+        reason, and the other variants go on."""
+        self.rows[spec.name].update(status="failed",
+                                    error=f"unexpected error while {step}: {type(error).__name__}: {error}"[:500])
+        with contextlib.suppress(Exception):
+            self.progress({"stage": "measured", "variant": spec.name, "status": "failed"})
 
     def write_recipe(self, spec: VariantSpec, path: Path, outcome: dict[str, Any]) -> str | None:
         """The script that reproduces this variant, next to its .tflite (see optimizer.recipes)."""
@@ -376,13 +394,17 @@ def run_comparison(
     threading.Thread(target=importlib.import_module, args=("optimizer.stats",), daemon=True).start()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     wall_start = time.perf_counter()
-    out_dir.mkdir(parents=True, exist_ok=True)
     workdir = out_dir / "work"
     input_dir = out_dir / "input"
-    input_dir.mkdir(parents=True, exist_ok=True)
     local_model = input_dir / model_path.name
-    if model_path.resolve() != local_model.resolve():
-        shutil.copyfile(model_path, local_model)
+    if not model_path.is_file():
+        raise ModelRejected(f"model: expected a file; found nothing at {model_path}")
+    try:
+        input_dir.mkdir(parents=True, exist_ok=True)
+        if model_path.resolve() != local_model.resolve():
+            shutil.copyfile(model_path, local_model)
+    except OSError as exc:
+        raise folder_unwritable(out_dir, exc, "results", "choose another output folder") from exc
     fmt = check_model_file(local_model)
     limits = options.limits
 
@@ -517,12 +539,16 @@ def run_comparison(
             state["evaluator"].close_and_wait()
         for spec in state["to_convert"]:
             if rows[spec.name]["status"] == "ok":
-                context.benchmark(spec)
+                try:
+                    context.benchmark(spec)
+                except Exception as exc:  # noqa: BLE001 - any error fails this variant only
+                    context.fail_unexpectedly(spec, "benchmarking", exc)
     finally:
         context.close_spares()
 
     ordered = [rows[s.name] for s in chosen]
     _add_relative_columns(ordered)
+    _flag_collapsed_training(ordered)
     _add_statistics(ordered, context)
     manifest = {
         "created_at": started_at,
@@ -590,9 +616,6 @@ def _choose_variants(specs: list[VariantSpec] | None, source: SourceFormat) -> l
 def _add_statistics(rows: list[dict[str, Any]], context: _RunContext) -> None:
     """Against float32: is the accuracy change real (McNemar, bootstrap), is the latency change real (median
     intervals), and which evaluation samples flipped class."""
-    from optimizer.evaluate import predicted_classes
-    from optimizer.stats import accuracy_significance, compare_latency, median_interval, prediction_flips
-
     outputs_dir = context.workdir / "outputs"
     reference = next((r for r in rows if r["kind"] == VariantKind.FLOAT32.value and r["status"] == "ok"), None)
     labels_path = context.data_report.get("eval_labels_path")
@@ -603,23 +626,34 @@ def _add_statistics(rows: list[dict[str, Any]], context: _RunContext) -> None:
     for row in rows:
         if row["status"] != "ok":
             continue
-        if row.get("timings_ms"):
-            low, high = median_interval(row["timings_ms"])
-            row.update(latency_ms_p50_ci_low=low, latency_ms_p50_ci_high=high)
-            if reference is not None and row is not reference and reference.get("timings_ms"):
-                row["latency_verdict"] = compare_latency(reference["timings_ms"], row["timings_ms"])
-        path = outputs_dir / f"{row['variant']}.npy"
-        if row is reference or reference_outputs is None or not path.exists():
-            continue
-        outputs = np.load(path, allow_pickle=False)
-        if reference_outputs.reshape(len(reference_outputs), -1).shape[1] < 2:
-            continue
-        reference_predicted, predicted = predicted_classes(reference_outputs), predicted_classes(outputs)
-        flips = prediction_flips(reference_predicted, predicted, labels)
-        row.update(flips=flips.count, flips_by_class=flips.by_true_class, flip_indices=flips.indices)
-        if labels is not None:
-            row.update(accuracy_significance(reference_predicted == labels, predicted == labels,
-                                             seed=context.options.seed))
+        try:
+            _row_statistics(row, reference, reference_outputs, labels, outputs_dir, context.options.seed)
+        except Exception as exc:  # noqa: BLE001 - the variant stays measured; its statistics say why not
+            row["statistics_error"] = f"{type(exc).__name__}: {exc}"[:300]
+
+
+def _row_statistics(row: dict[str, Any], reference: dict[str, Any] | None, reference_outputs: np.ndarray | None,
+                    labels: np.ndarray | None, outputs_dir: Path, seed: int) -> None:
+    """One variant's latency intervals and verdict, prediction flips and accuracy significance."""
+    from optimizer.evaluate import predicted_classes
+    from optimizer.stats import accuracy_significance, compare_latency, median_interval, prediction_flips
+
+    if row.get("timings_ms"):
+        low, high = median_interval(row["timings_ms"])
+        row.update(latency_ms_p50_ci_low=low, latency_ms_p50_ci_high=high)
+        if reference is not None and row is not reference and reference.get("timings_ms"):
+            row["latency_verdict"] = compare_latency(reference["timings_ms"], row["timings_ms"])
+    path = outputs_dir / f"{row['variant']}.npy"
+    if row is reference or reference_outputs is None or not path.exists():
+        return
+    outputs = np.load(path, allow_pickle=False)
+    if reference_outputs.reshape(len(reference_outputs), -1).shape[1] < 2:
+        return
+    reference_predicted, predicted = predicted_classes(reference_outputs), predicted_classes(outputs)
+    flips = prediction_flips(reference_predicted, predicted, labels)
+    row.update(flips=flips.count, flips_by_class=flips.by_true_class, flip_indices=flips.indices)
+    if labels is not None:
+        row.update(accuracy_significance(reference_predicted == labels, predicted == labels, seed=seed))
 
 
 def _add_relative_columns(rows: list[dict[str, Any]]) -> None:
@@ -632,3 +666,24 @@ def _add_relative_columns(rows: list[dict[str, Any]]) -> None:
             row["size_ratio"] = row["size_bytes"] / reference["size_bytes"]
         if row.get("accuracy") is not None and reference.get("accuracy") is not None:
             row["accuracy_delta"] = row["accuracy"] - reference["accuracy"]
+
+
+COLLAPSE_POINTS = 10.0  # a training variant more accuracy points than this below its reference is flagged
+
+
+def _flag_collapsed_training(rows: list[dict[str, Any]], points: float = COLLAPSE_POINTS) -> None:
+    """A training variant whose accuracy falls more than ``points`` below the fine-tune control's (without a
+    control, float32's) is never shown as a plain ok: like a false integer-only claim, its status stays ok
+    and its error holds the sentence."""
+    measured = [r for r in rows if r.get("status") == "ok" and r.get("accuracy") is not None]
+    control = next((r for r in measured if r["kind"] == VariantKind.FINETUNE_CONTROL.value), None)
+    reference = control or next((r for r in measured if r["kind"] == VariantKind.FLOAT32.value), None)
+    if reference is None:
+        return
+    against = "the fine-tune control" if reference is control else "float32"
+    for row in measured:
+        if row is reference or row["kind"] not in {k.value for k, info in KINDS.items() if info.needs_training}:
+            continue
+        if (reference["accuracy"] - row["accuracy"]) * 100 > points:
+            sentence = f"accuracy collapsed: {row['accuracy']:.1%} vs {reference['accuracy']:.1%} for {against}"
+            row["error"] = f"{row['error']}; {sentence}" if row.get("error") else sentence

@@ -24,12 +24,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from optimizer.errors import InvalidOption, StoreUnavailable
+from optimizer.errors import InvalidOption, StoreUnavailable, folder_unwritable
 
-RunIds = list[str]
+Names = list[str]  # run ids or folder names (inside RunStore, `list` is a method)
 
 ACTIVE = ("queued", "running")
 FINAL = ("done", "failed", "cancelled", "interrupted")
@@ -37,6 +38,7 @@ _JSON_FIELDS = ("inputs", "options", "progress", "rows", "manifest")
 # A runner writes its heartbeat every HEARTBEAT_S; one silent for STALE_AFTER_S is taken for dead.
 HEARTBEAT_S = 2.0
 STALE_AFTER_S = 30.0
+UPLOAD_IDLE_S = 24 * 3600.0  # a session's uploads are removed a day after it was last used
 INTERRUPTED = "interrupted: the runner of this run stopped before it finished (its server stopped or it was killed)"
 
 _SCHEMA = """
@@ -70,23 +72,42 @@ def new_run_id() -> str:
 
 
 def unwritable(root: Path, error: BaseException) -> StoreUnavailable:
-    """The one sentence for a runs folder that cannot be written, whatever layer noticed it."""
-    reason = _reason(error)
-    return StoreUnavailable(f"cannot write runs to {root}: {reason}; free space, fix its permissions or set "
-                            "STUDIO_RUNS_DIR to a writable folder")
+    return folder_unwritable(root, error, "runs", "set STUDIO_RUNS_DIR to a writable folder")
 
 
-def _reason(error: BaseException) -> str:
-    if isinstance(error, OSError) and error.errno is not None:
-        return os.strerror(error.errno).lower()
-    text = str(error).lower()
-    if "readonly" in text or "read-only" in text:
-        return "read-only file system"
-    if "full" in text:
-        return "no space left on device"
-    if "unable to open" in text:
-        return "the folder cannot be opened"
-    return text or type(error).__name__
+@dataclass(frozen=True)
+class Retention:
+    """How long finished runs are kept and how large the runs folder may grow (None: no limit)."""
+
+    max_age_s: float | None = 30 * 86400.0
+    max_bytes: int | None = 20 * 1024**3
+
+    @classmethod
+    def from_environment(cls) -> Retention:
+        """STUDIO_KEEP_DAYS (default 30) and STUDIO_MAX_RUNS_GB (default 20); 0 turns a limit off."""
+        days = float(os.environ.get("STUDIO_KEEP_DAYS", "30"))
+        gigabytes = float(os.environ.get("STUDIO_MAX_RUNS_GB", "20"))
+        return cls(max_age_s=days * 86400 if days > 0 else None,
+                   max_bytes=int(gigabytes * 1024**3) if gigabytes > 0 else None)
+
+
+def folder_bytes(folder: Path) -> int:
+    """Bytes of the files under a folder (0 when it does not exist)."""
+    total = 0
+    for dirpath, _, filenames in os.walk(folder):
+        for name in filenames:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+    return total
+
+
+def _newest_mtime(folder: Path) -> float:
+    newest = folder.stat().st_mtime
+    for dirpath, _, filenames in os.walk(folder):
+        for name in filenames:
+            with contextlib.suppress(OSError):
+                newest = max(newest, os.lstat(os.path.join(dirpath, name)).st_mtime)
+    return newest
 
 
 def _pid_alive(pid: int | None) -> bool:
@@ -185,10 +206,25 @@ class RunStore:
             record[name] = json.loads(record[name]) if record.get(name) else None
         return record
 
+    def _read(self, query: str, params: tuple[Any, ...]) -> list[sqlite3.Row]:
+        """A read that still works on a full disk, where SQLite cannot create its WAL index: then the
+        database file is read as it is (closed connections have checkpointed everything into it)."""
+        try:
+            with self._connect() as db:
+                return db.execute(query, params).fetchall()
+        except StoreUnavailable:
+            if not self.path.is_file():
+                raise
+            db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+            db.row_factory = sqlite3.Row
+            try:
+                return db.execute(query, params).fetchall()
+            finally:
+                db.close()
+
     def get(self, run_id: str) -> dict[str, Any] | None:
-        with self._connect() as db:
-            row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
-        return self._decode(row) if row else None
+        rows = self._read("SELECT * FROM runs WHERE id = ?", (run_id,))
+        return self._decode(rows[0]) if rows else None
 
     def list(self, limit: int = 200, status: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
         query = "SELECT * FROM runs"
@@ -197,9 +233,7 @@ class RunStore:
             query += f" WHERE status IN ({','.join('?' * len(status))})"
             params = status
         query += " ORDER BY created_at DESC, rowid DESC LIMIT ?"
-        with self._connect() as db:
-            rows = db.execute(query, (*params, limit)).fetchall()
-        return [self._decode(r) for r in rows]
+        return [self._decode(r) for r in self._read(query, (*params, limit))]
 
     def find_active(self, request_key: str) -> str | None:
         """The queued or running run with this request key (same inputs and options), if any."""
@@ -261,12 +295,12 @@ class RunStore:
             db.execute("UPDATE runs SET heartbeat_at = ?, runner_pid = ? WHERE id = ? AND status = 'running'",
                        (time.time(), pid, run_id))
 
-    def reap_dead(self) -> RunIds:
+    def reap_dead(self) -> Names:
         """Mark interrupted every running run whose runner is gone or silent; returns their ids."""
         with self._connect(immediate=True) as db:
             return self._reap(db)
 
-    def _reap(self, db: sqlite3.Connection) -> RunIds:
+    def _reap(self, db: sqlite3.Connection) -> Names:
         now = time.time()
         running = db.execute("SELECT id, heartbeat_at, runner_pid FROM runs WHERE status = 'running'").fetchall()
         dead = [row["id"] for row in running
@@ -296,22 +330,69 @@ class RunStore:
         return queued.index(run_id) + 1 if run_id in queued else None
 
     def delete(self, run_id: str) -> None:
-        """Remove a finished run and its folder. Works on a full disk: deleting frees space, it needs none
-        (SQLite's journal for a delete may still need a page; then the folder goes first)."""
+        """Remove a finished run: its folder first (that frees space, so this works on a full disk), then
+        its row."""
         record = self.get(run_id)
         if record and record["status"] in ACTIVE:
             raise InvalidOption(f"run {run_id} is {record['status']}; cancel it before deleting")
-        folder = self.job_dir(run_id)
-        try:
-            with self._connect() as db:
-                db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
-        except StoreUnavailable as exc:
-            if not isinstance(exc.__cause__, sqlite3.OperationalError) or "full" not in str(exc.__cause__).lower():
-                raise
-            shutil.rmtree(folder, ignore_errors=True)  # free the space, then delete the row
-            with self._connect() as db:
-                db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
-        shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(self.job_dir(run_id), ignore_errors=True)
+        with self._connect() as db:
+            db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+
+    def enforce_retention(self, policy: Retention) -> Names:
+        """Delete finished runs older than the policy's age, then the oldest finished runs until the folder
+        is within its size; never a queued or running run. Also removes job folders no run owns (left by a
+        submit that failed half-way) once they are an hour old. Returns the deleted run ids."""
+        now = time.time()
+        finished = [r for r in reversed(self.list(limit=1_000_000)) if r["status"] in FINAL]  # oldest first
+        oldest_kept = now - policy.max_age_s if policy.max_age_s is not None else 0.0
+        deleted = [r["id"] for r in finished if r["created_at"] < oldest_kept]
+        kept = [r for r in finished if r["id"] not in deleted]
+        if policy.max_bytes is not None:
+            total = folder_bytes(self.root)
+            sizes = {r["id"]: folder_bytes(self.job_dir(r["id"])) for r in finished}
+            total -= sum(sizes[run_id] for run_id in deleted)
+            for record in kept:
+                if total <= policy.max_bytes:
+                    break
+                deleted.append(record["id"])
+                total -= sizes[record["id"]]
+        for run_id in deleted:
+            self.delete(run_id)
+        owned = {r["id"] for r in self.list(limit=1_000_000)}
+        for folder in (self.root / "jobs").iterdir():
+            if folder.name not in owned and folder.stat().st_mtime < now - 3600:
+                shutil.rmtree(folder, ignore_errors=True)
+        return deleted
+
+    def uploads_dir(self, session: str) -> Path:
+        """Where one browser session's uploads go; its ``.alive`` file is touched while the session is used."""
+        if not session or not all(c.isalnum() or c == "-" for c in session):
+            raise InvalidOption(f"session id: expected letters, digits and '-'; found {session!r}")
+        return self.root / "uploads" / session
+
+    def touch_session(self, session: str) -> None:
+        folder = self.uploads_dir(session)
+        with contextlib.suppress(OSError):
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / ".alive").touch()
+
+    def clean_uploads(self, max_idle_s: float = UPLOAD_IDLE_S) -> Names:
+        """Remove upload folders (and inspection scratch) untouched for ``max_idle_s``: a submitted run has
+        its own copies, so only a live session still needs its uploads. Returns the removed folder names."""
+        root = self.root / "uploads"
+        if not root.is_dir():
+            return []
+        cutoff = time.time() - max_idle_s
+        removed = []
+        candidates = [p for p in root.iterdir() if p.is_dir() and p.name != "inspect"]
+        if (root / "inspect").is_dir():
+            candidates += [p for p in (root / "inspect").iterdir() if p.is_dir()]
+        for folder in candidates:
+            if _newest_mtime(folder) < cutoff:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed.append(folder.name)
+        return removed
 
     def check_writable(self) -> None:
         """Raise StoreUnavailable now if a new run could not be written (for a clear message before a run)."""
