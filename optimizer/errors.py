@@ -44,17 +44,41 @@ class StoreUnavailable(OptimizerError):
 
 def folder_unwritable(folder: object, error: BaseException, what: str, remedy: str) -> StoreUnavailable:
     """The one sentence for a folder that cannot be written ("cannot write runs to /x: read-only file
-    system; set STUDIO_RUNS_DIR ..."), whichever layer noticed it."""
-    import os
+    system; free some space, fix its permissions or set STUDIO_RUNS_DIR ..."), whichever layer noticed it."""
+    reason = folder_problem(folder)
+    if reason is None:
+        import os
 
-    if isinstance(error, OSError) and error.errno is not None:
-        reason = os.strerror(error.errno).lower()
-    else:
-        text = str(error).lower()
-        reason = ("read-only file system" if "readonly" in text or "read-only" in text
-                  else "no space left on device" if "full" in text
-                  else "the database file cannot be opened" if "unable to open" in text else text)
-    return StoreUnavailable(f"cannot write {what} to {folder}: {reason}; {remedy}")
+        if isinstance(error, OSError) and error.errno is not None:
+            reason = os.strerror(error.errno).lower()
+        else:
+            reason = str(error).lower() or type(error).__name__
+    return StoreUnavailable(f"cannot write {what} to {folder}: {reason}; free some space, fix its permissions "
+                            f"or {remedy}")
+
+
+def folder_problem(folder: object) -> str | None:
+    """What the file system says is wrong with writing under ``folder`` (read-only, full, not a folder, no
+    permission), looked up on its nearest existing ancestor; None when it sees nothing wrong."""
+    import os
+    from pathlib import Path
+
+    path = Path(str(folder))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    if not path.is_dir():
+        return "not a directory"
+    try:
+        stats = os.statvfs(path)
+    except OSError:
+        return None
+    if stats.f_flag & os.ST_RDONLY:
+        return "read-only file system"
+    if stats.f_bavail * stats.f_frsize < 64 * 1024:
+        return "no space left on device"
+    if not os.access(path, os.W_OK):
+        return "permission denied"
+    return None
 
 
 _TITLES: dict[type[OptimizerError], str] = {

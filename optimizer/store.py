@@ -75,6 +75,10 @@ def unwritable(root: Path, error: BaseException) -> StoreUnavailable:
     return folder_unwritable(root, error, "runs", "set STUDIO_RUNS_DIR to a writable folder")
 
 
+def _disk_full(error: BaseException) -> bool:
+    return "no space left" in str(error)
+
+
 @dataclass(frozen=True)
 class Retention:
     """How long finished runs are kept and how large the runs folder may grow (None: no limit)."""
@@ -140,8 +144,10 @@ class RunStore:
                 for name, declaration in _ADDED_COLUMNS.items():
                     if name not in present:
                         db.execute(f"ALTER TABLE runs ADD COLUMN {name} {declaration}")
-        except StoreUnavailable:
-            raise
+        except StoreUnavailable as exc:
+            if not (_disk_full(exc) and self.path.is_file()):
+                raise
+            # A full disk: the history stays readable (and deletable, which frees space) as it is.
         except (OSError, sqlite3.Error) as exc:
             raise unwritable(self.root, exc) from exc
 
