@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
+# Where the app listens: this machine only. `make run ADDRESS=0.0.0.0` opens it to the network (no accounts).
+ADDRESS ?= 127.0.0.1
 
 .PHONY: run test lint install install-dev browser samples benchmark clean
 
@@ -23,7 +25,7 @@ install: $(VENV)/.stamp-runtime
 install-dev: $(VENV)/.stamp-dev
 
 run: install
-	$(PY) -m streamlit run app.py --server.port $(PORT)
+	$(PY) -m streamlit run app.py --server.address $(ADDRESS) --server.port $(PORT)
 
 # The browser tests drive Debian's Chromium (Playwright's own browser download does not work here).
 browser:

@@ -13,15 +13,18 @@ st.markdown(
     "Compare them on trade-off charts and download the one to ship."
 )
 store = services.store()
+run_id = widgets.followed_run(store)
 choice = state.selection()
-st.markdown(f"**Model:** `{choice.model.name}` ({choice.label})  \n"
-            f"**Data:** {', '.join(f'`{p}`' for p in [choice.data, choice.calib, choice.eval_data] if p) or 'none'}")
-if st.button("Run the default comparison", key="home_run", type="primary"):
+st.markdown(widgets.inputs_in_use(choice))
+request = JobRequest(**choice.request_inputs())
+# Only a verdict already reached on Model & data (Home does not start a model inspection of its own).
+if widgets.run_button("Run the default comparison", key="home_run",
+                      blocked=widgets.run_blocker(store, request, state.input_check(choice))):
     with widgets.user_errors():
-        run_id = submit(store, JobRequest(model=str(choice.model), **choice.data_paths()), session=state.session_id())
-        state.set_current_run(run_id)
+        state.set_current_run(submit(store, request, session=state.session_id()))
+        services.scheduler().wake()
+        st.rerun()
 
-run_id = state.current_run()
 if run_id:
     widgets.follow_run(store, run_id)
 st.caption("Pages: Model & data (upload or pick a sample), Variants & run, Compare, History.")

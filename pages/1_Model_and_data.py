@@ -1,11 +1,9 @@
 """Model & data: pick a sample or upload files; see the model summary and the data check before running."""
 
-from pathlib import Path
+from dataclasses import replace
 
 import streamlit as st
 
-from optimizer.errors import InputRejected
-from optimizer.intake import file_sha256
 from optimizer.paths import SAMPLES
 from ui import services, state, widgets
 
@@ -19,30 +17,45 @@ if mode == "Sample model":
     if st.button("Use this sample", key="use_sample"):
         state.set_selection(state.Selection(model_path, data_path, label=label))
 else:
-    st.caption(f"Uploads are limited to {services.MAX_UPLOAD_BYTES // 1024**2} MB each and checked before use.")
-    model_file = st.file_uploader("Model (.keras, .h5, SavedModel .zip, .tflite)",
-                                  type=["keras", "h5", "zip", "tflite"], key="upload_model")
-    data_file = st.file_uploader("Data (.npz, .npy, .csv, image .zip)", type=["npz", "npy", "csv", "zip"],
-                                 key="upload_data")
-    labels_file = st.file_uploader("Labels .npy (only with a .npy of inputs)", type=["npy"], key="upload_labels")
-    with st.expander("Separate calibration and evaluation files"):
-        calib_file = st.file_uploader("Calibration data", type=["npz", "npy", "csv", "zip"], key="upload_calib")
-        eval_file = st.file_uploader("Evaluation data", type=["npz", "npy", "csv", "zip"], key="upload_eval")
-    if st.button("Use these files", key="use_uploads", disabled=model_file is None):
+    st.caption(f"Uploads are limited to {services.MAX_UPLOAD_BYTES // 1024**2} MB each and checked before use. "
+               "**Use these files** waits until every upload has finished.")
+    # In a form, Streamlit keeps the submit button off while any of its uploads is still in progress.
+    with st.form("uploads", border=False):
+        uploads = {
+            "model": st.file_uploader("Model (.keras, .h5, SavedModel .zip, .tflite)",
+                                      type=["keras", "h5", "zip", "tflite"], key="upload_model"),
+            "data": st.file_uploader("Data (.npz, .npy, .csv, image .zip)", type=["npz", "npy", "csv", "zip"],
+                                     key="upload_data"),
+            "labels": st.file_uploader("Labels .npy (only with a .npy of inputs)", type=["npy"],
+                                       key="upload_labels"),
+        }
+        with st.expander("Separate calibration and evaluation files"):
+            uploads["calib"] = st.file_uploader("Calibration data", type=["npz", "npy", "csv", "zip"],
+                                                key="upload_calib")
+            uploads["eval_data"] = st.file_uploader("Evaluation data", type=["npz", "npy", "csv", "zip"],
+                                                    key="upload_eval")
+        without_data = st.checkbox("Run without data (synthetic inputs for fidelity only)", key="upload_no_data")
+        submitted = st.form_submit_button("Use these files", key="use_uploads")
+    if submitted:
         with widgets.user_errors():
             folder = services.runs_dir() / "uploads" / state.session_id()
-            saved = {name: services.save_upload(upload, folder) if upload else None for name, upload in
-                     (("model", model_file), ("data", data_file), ("labels", labels_file),
-                      ("calib", calib_file), ("eval_data", eval_file))}
-            if (saved["calib"] is None) != (saved["eval_data"] is None):
-                raise InputRejected("separate data needs both a calibration file and an evaluation file")
-            state.set_selection(state.Selection(saved["model"], saved["data"], saved["labels"], saved["calib"],
-                                                saved["eval_data"], label="uploaded"))
+            state.set_selection(services.selection_from_uploads(uploads, without_data, folder))
 
 choice = state.selection()
 st.subheader(f"Model: {choice.model.name}")
-with widgets.user_errors():
-    summary = services.inspect_model(str(choice.model), file_sha256(choice.model))
+st.markdown(widgets.inputs_in_use(choice))
+if choice.reads_csv():
+    column = st.text_input("Label column of the CSV (the other columns are features)", value=choice.label_column,
+                           key="label_column").strip()
+    if column and column != choice.label_column:
+        state.set_selection(replace(choice, label_column=column))
+        st.rerun()
+
+check = services.check_inputs(choice)
+if check.summary is None:
+    st.error(check.refusal)
+else:
+    summary = check.summary
     left, right = st.columns(2)
     left.write({"format": summary["format"], "file_size_bytes": summary["file_size_bytes"],
                 "parameters": summary["parameter_count"]})
@@ -51,10 +64,11 @@ with widgets.user_errors():
     with st.expander(f"{len(summary['layers'])} layers / ops"):
         st.dataframe(summary["layers"], hide_index=True)
     st.subheader("Data check")
-    scratch = services.runs_dir() / "uploads" / state.session_id() / "check"
-    report = services.check_data(summary["sha256"], summary["inputs"][0]["shape"], summary["outputs"][0]["shape"],
-                                 choice.data_paths(), str(scratch))
-    st.write({key: report.get(key) for key in ("source", "split", "calibration_samples", "eval_samples",
-                                                "sample_shape", "labelled", "label_classes", "notes")})
-    if Path(choice.model).suffix == ".tflite":
+    if check.refusal:
+        st.error(check.refusal)
+    else:
+        report = check.report or {}
+        st.write({key: report.get(key) for key in ("source", "split", "calibration_samples", "eval_samples",
+                                                    "sample_shape", "labelled", "label_classes", "notes")})
+    if choice.model.suffix == ".tflite":
         st.info("A .tflite upload is compared through ai-edge-quantizer recipes (TensorFlow cannot re-convert it).")

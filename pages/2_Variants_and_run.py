@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from optimizer.evaluate import Task
 from optimizer.intake import ModelFormat, model_format, source_of
 from optimizer.jobs import JobRequest, submit
 from optimizer.variants import KINDS, VariantKind, default_kinds, spec_with_options
@@ -10,8 +11,10 @@ from ui import services, state, widgets
 st.set_page_config(page_title="Variants & run", layout="wide")
 st.title("Variants & run")
 store = services.store()
+run_id = widgets.followed_run(store)
 choice = state.selection()
-st.markdown(f"**Model:** `{choice.model.name}` ({choice.label})")
+st.markdown(widgets.inputs_in_use(choice))
+check = services.check_inputs(choice)  # the verdict of Model & data, or the same check if it was skipped
 
 with widgets.user_errors():
     fmt = model_format(choice.model)
@@ -28,7 +31,15 @@ with widgets.user_errors():
     threads = left.number_input("Threads", 1, 8, 1, key="threads")
     timed_runs = middle.number_input("Timed runs", 50, 2000, 50, step=10, key="timed_runs")
     warmup_runs = right.number_input("Warm-up runs", 0, 200, 10, key="warmup_runs")
-    calibration = st.number_input("Calibration samples", 1, 10_000, 200, key="calibration_samples")
+    left, middle, right = st.columns(3)
+    calibration = left.number_input("Calibration samples", 1, 10_000, 200, key="calibration_samples")
+    task = middle.selectbox("Task", [None, *(t.value for t in Task)], key="task",
+                            format_func=lambda t: "inferred from the labels" if t is None else t,
+                            help="Classification (top-1 accuracy) or regression (MAE); by default whole-number "
+                                 "labels that index the model's outputs mean classification.")
+    seed = right.number_input("Seed", 0, 2**31 - 1, 0, key="seed",
+                              help="Seeds the calibration/evaluation split of a single data file and the "
+                                   "fine-tuning of training variants.")
     training_chosen = [k for k in chosen if KINDS[VariantKind(k)].needs_training]
     options: dict[str, object] = {"calibration_samples": int(calibration)}
     if training_chosen:
@@ -45,14 +56,15 @@ with widgets.user_errors():
             st.caption("Pruning and clustering shrink the compressed (gzip) size only; no x86 TFLite kernel runs "
                        "sparse, 2:4 or clustered weights faster. Each technique starts from a fresh copy of the "
                        "model and fine-tunes on the labelled calibration split with a fixed seed.")
-    if st.button("Run", key="run_button", type="primary", disabled=not chosen):
-        specs = [spec_with_options(k, options) for k in chosen]
-        request = JobRequest(model=str(choice.model), **choice.data_paths(), variants=[s.to_dict() for s in specs],
-                             threads=int(threads), timed_runs=int(timed_runs), warmup_runs=int(warmup_runs))
+    specs = [spec_with_options(k, options) for k in chosen]
+    request = JobRequest(**choice.request_inputs(), variants=[s.to_dict() for s in specs], threads=int(threads),
+                         timed_runs=int(timed_runs), warmup_runs=int(warmup_runs), task=task, seed=int(seed))
+    blocked = widgets.run_blocker(store, request, check) or (None if chosen else "Choose at least one variant kind.")
+    if widgets.run_button("Run", key="run_button", blocked=blocked):
         state.set_current_run(submit(store, request, session=state.session_id()))
         services.scheduler().wake()
+        st.rerun()  # redraw Run as off while this run is active
 
-run_id = state.current_run()
 if run_id:
     st.subheader("Progress")
     widgets.follow_run(store, run_id, cancellable=True)

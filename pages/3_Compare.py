@@ -10,6 +10,7 @@ from optimizer.charts import (
     calibration_study_figure,
     latency_distribution_figure,
     layer_error_figure,
+    measured,
     per_class_delta_figure,
     quality_metric,
     recommend,
@@ -18,23 +19,36 @@ from optimizer.charts import (
 )
 from optimizer.report import html_report
 from optimizer.results import to_frame
-from ui import services, state, widgets
+from ui import services, widgets
 
 st.set_page_config(page_title="Compare", layout="wide")
 st.title("Compare")
 store = services.store()
-record = widgets.pick_run(store, "Run", key="compare_run", default=state.current_run(),
-                          only=lambda r: bool(r["rows"]))
-if record is None:
-    st.info("No finished run yet. Run the default comparison from the Home page.")
+followed = widgets.followed_run(store)
+records = store.list()
+if not records:
+    st.info("No run yet. Run the default comparison from the Home page.")
+    st.stop()
+default = followed or next((r["id"] for r in records if widgets.has_results(r)), None)
+record = widgets.pick_run(store, "Run", key="compare_run", default=default)
+if record is None or not widgets.has_results(record):
+    if record is not None:
+        widgets.run_outcome(record)
     st.stop()
 
 rows, manifest = record["rows"], record["manifest"] or {}
 frame = to_frame(rows)
 quality = quality_metric(frame)
-st.caption(f"Model `{record['model_name']}` · {manifest.get('cpu', '')} · "
-           f"{rows[0].get('runtime', '')} {rows[0].get('runtime_version', '')} · {manifest.get('threads', 1)} thread(s)"
-           f" · data: {(manifest.get('data') or {}).get('source', '')}")
+runtime = next((f"{r['runtime']} {r.get('runtime_version', '')}" for r in rows if r.get("runtime")), "")
+st.caption(f"Model `{record['model_name']}` · {manifest.get('cpu', '')} · {runtime} · "
+           f"{manifest.get('threads', 1)} thread(s) · data: {(manifest.get('data') or {}).get('source', '')}")
+if record["status"] != "done":
+    st.warning(f"Run {record['id']} {record['status']}: {record.get('error') or 'no reason was recorded'}. "
+               "Shown: the variants measured before it stopped.")
+failed = widgets.failed_variants(record)
+if failed:
+    st.warning(f"{len(failed)} variant(s) did not come out: " +
+               "; ".join(f"{f['variant']} ({f['status']}): {f['error'] or 'no reason recorded'}" for f in failed))
 
 with st.expander("Budget", expanded=True):
     left, middle, right = st.columns(3)
@@ -57,7 +71,10 @@ if quality is not None:
     charts[f"Size vs {quality.column}"] = ("size_bytes", quality.column, None)
     charts["Combined (bubble = file size)"] = ("latency_ms_p50", quality.column, "size_bytes")
 for tab, (x, y, bubble) in zip(st.tabs(list(charts)), charts.values(), strict=True):
-    tab.plotly_chart(tradeoff_figure(frame, x, y, budget, bubble=bubble), key=f"chart_{x}_{y}_{bubble}")
+    if measured(frame).dropna(subset=[x, y]).empty:
+        tab.caption(f"No measured variant has both {x} and {y}.")
+    else:
+        tab.plotly_chart(tradeoff_figure(frame, x, y, budget, bubble=bubble), key=f"chart_{x}_{y}_{bubble}")
 
 st.plotly_chart(latency_distribution_figure(rows), key="chart_latency_distribution")
 if any(r.get("per_class_accuracy") for r in rows):

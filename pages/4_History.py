@@ -26,7 +26,7 @@ st.dataframe(pd.DataFrame([{
 record = widgets.pick_run(store, "Selected run", key="history_run")
 if record is not None:
     left, right = st.columns(2)
-    if left.button("Open in Compare", key="history_open", disabled=not record["rows"]):
+    if left.button("Open in Compare", key="history_open"):
         state.set_current_run(record["id"])
         st.switch_page("pages/3_Compare.py")
     confirm = right.checkbox("Really delete", key="history_confirm_delete")
@@ -38,13 +38,13 @@ if record is not None:
         st.json({"options": record["options"], "inputs": record["inputs"],
                  "versions": (record["manifest"] or {}).get("versions")})
 
-finished = [r for r in records if r["rows"]]
+finished = [r for r in records if widgets.has_results(r)]
 if len(finished) >= 2:
     st.subheader("Compare two runs")
     left, right = st.columns(2)
-    first = widgets.pick_run(store, "First run", key="history_first", only=lambda r: bool(r["rows"]))
+    first = widgets.pick_run(store, "First run", key="history_first", only=widgets.has_results)
     with right:
-        second = widgets.pick_run(store, "Second run", key="history_second", only=lambda r: bool(r["rows"]),
+        second = widgets.pick_run(store, "Second run", key="history_second", only=widgets.has_results,
                                   default=finished[1]["id"])
     if first and second:
         for column, chosen in zip((left, right), (first, second), strict=True):

@@ -10,10 +10,13 @@ from typing import Any
 import streamlit as st
 
 from optimizer.data import prepare_data
+from optimizer.errors import InputRejected, OptimizerError, user_message
+from optimizer.intake import file_sha256
 from optimizer.isolation import WorkerLimits
 from optimizer.jobs import Scheduler
 from optimizer.pipeline import inspect
 from optimizer.store import RunStore
+from ui import state
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Checked again after Streamlit's own server.maxUploadSize (.streamlit/config.toml).
@@ -58,16 +61,55 @@ def inspect_model(path: str, sha256: str) -> dict[str, Any]:
 
 @st.cache_data(max_entries=32, show_spinner="Checking the data...")
 def check_data(model_summary_key: str, input_shape: list[Any], output_shape: list[Any],
-               paths: dict[str, str | None], scratch: str) -> dict[str, Any]:
-    """The data report (shapes, labels, split) for the given files, as the run will see them."""
-    return prepare_data(Path(scratch), input_shape, output_shape,
+               paths: dict[str, str | None], label_column: str, stamp: str, scratch: str) -> dict[str, Any]:
+    """The data report (shapes, labels, split) for the given files, as the run will see them; ``stamp`` (the
+    selection's fingerprint) only keys the cache, so a new upload under the same name is checked again."""
+    return prepare_data(Path(scratch), input_shape, output_shape, label_column=label_column,
                         **{k: Path(v) if v else None for k, v in paths.items()})
+
+
+def check_inputs(choice: state.Selection) -> state.InputCheck:
+    """Inspect the model and check the data of a selection, once per session and selection: the verdict is kept
+    in the session (a refused input stays refused on every page) and computed through the cached look-ups."""
+    known = state.input_check(choice)
+    if known is not None:
+        return known
+    summary = report = None
+    try:
+        if not choice.model.is_file():
+            raise InputRejected(f"{choice.model.name}: the file is no longer on the server; choose it again")
+        summary = inspect_model(str(choice.model), file_sha256(choice.model))
+        scratch = runs_dir() / "uploads" / state.session_id() / "check"
+        report = check_data(summary["sha256"], summary["inputs"][0]["shape"], summary["outputs"][0]["shape"],
+                            choice.data_paths(), choice.label_column, choice.fingerprint(), str(scratch))
+        check = state.InputCheck(summary, report)
+    except OptimizerError as exc:
+        check = state.InputCheck(summary, report, user_message(exc))
+    state.set_input_check(choice, check)
+    return check
+
+
+def selection_from_uploads(uploads: dict[str, Any], run_without_data: bool, folder: Path) -> state.Selection:
+    """Save the arrived uploads (model, data, labels, calib, eval_data) as the next selection. A missing data
+    file is never taken for "no data": running on synthetic inputs needs ``run_without_data``."""
+    if uploads.get("model") is None:
+        raise InputRejected("no model file has arrived yet: choose one and wait until its upload finishes")
+    data_files = [name for name in ("data", "calib", "eval_data") if uploads.get(name) is not None]
+    if run_without_data and (data_files or uploads.get("labels") is not None):
+        raise InputRejected("'run without data' is ticked, but data files were given: untick it to use them, or "
+                            "remove them")
+    if not data_files and not run_without_data:  # a labels file alone would be ignored: no data either
+        raise InputRejected("no data file has arrived yet: wait until its upload finishes, or tick 'run without "
+                            "data'")
+    if (uploads.get("calib") is None) != (uploads.get("eval_data") is None):
+        raise InputRejected("separate data needs both a calibration file and an evaluation file")
+    saved = {name: save_upload(upload, folder) if upload is not None else None for name, upload in uploads.items()}
+    return state.Selection(saved["model"], saved.get("data"), saved.get("labels"), saved.get("calib"),
+                           saved.get("eval_data"), label="uploaded")
 
 
 def save_upload(upload: Any, folder: Path) -> Path:
     """Write one uploaded file into this session's folder under its own base name, after a size check."""
-    from optimizer.errors import InputRejected
-
     name = Path(upload.name).name
     if not name or name.startswith("."):
         raise InputRejected(f"upload: expected a plain file name; found {upload.name!r}")

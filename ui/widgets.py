@@ -1,7 +1,10 @@
-"""Reusable pieces of the screens: errors in words, live job progress, the run picker, the results table."""
+"""Reusable pieces of the screens: errors in words, the inputs in use, the Run button and why it is off, live
+job progress, the run picker, the results table and the outcome of a run without results."""
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Callable
 from contextlib import contextmanager
 from typing import Any
@@ -10,8 +13,10 @@ import pandas as pd
 import streamlit as st
 
 from optimizer.errors import OptimizerError, user_message
+from optimizer.jobs import JobRequest
 from optimizer.results import to_frame
 from optimizer.store import ACTIVE, RunStore
+from ui import state
 
 TABLE_COLUMNS = ["variant", "status", "size_bytes", "gzip_bytes", "size_ratio", "latency_ms_p50", "latency_ms_p95",
                  "latency_verdict", "memory_model_bytes", "memory_peak_bytes", "accuracy", "mae", "accuracy_delta",
@@ -29,6 +34,100 @@ def user_errors() -> Any:
         yield
     except OptimizerError as exc:
         st.error(user_message(exc))
+
+
+def inputs_in_use(choice: state.Selection) -> str:
+    """One markdown line naming every file the next run will use (or saying that it uses no data)."""
+    named = {"data": choice.data, "labels": choice.labels, "calibration": choice.calib,
+             "evaluation": choice.eval_data}
+    files = [f"{role} `{path.name}`" for role, path in named.items() if path]
+    data = ", ".join(files) if files else "none: synthetic inputs, fidelity only (no accuracy; calibrated " \
+                                          "variants are skipped)"
+    column = f" · CSV label column `{choice.label_column}`" if choice.reads_csv() else ""
+    return f"**In use:** model `{choice.model.name}` ({choice.label}) · **data:** {data}{column}"
+
+
+def run_button(label: str, key: str, blocked: str | None) -> bool:
+    """The button that queues a run, off with the reason beside it while ``blocked`` names one. True only for
+    a click while allowed (a click that raced the page's update is ignored)."""
+    left, right = st.columns([1, 3], vertical_alignment="center")
+    clicked = left.button(label, key=key, type="primary", disabled=blocked is not None)
+    if blocked:
+        right.warning(blocked, icon=":material/block:")
+    return clicked and blocked is None
+
+
+def active_duplicate(store: RunStore, request: JobRequest) -> dict[str, Any] | None:
+    """The run this tab follows, while it is queued or running with exactly this request."""
+    run_id = state.current_run()
+    record = store.get(run_id) if run_id else None
+    if record is None or record["status"] not in ACTIVE:
+        return None
+    return record if record["options"] == json.loads(json.dumps(request.to_dict(), default=str)) else None
+
+
+def run_blocker(store: RunStore, request: JobRequest, check: state.InputCheck | None) -> str | None:
+    """Why this request must not be queued now: its inputs were refused, or this tab already follows a queued
+    or running run of the same request; None when it may run."""
+    if check is not None and check.refusal:
+        return f"Run is off: {check.refusal.rstrip('.')}. Choose other files on Model & data."
+    duplicate = active_duplicate(store, request)
+    if duplicate is not None:
+        return f"A run of these inputs is already {duplicate['status']}: {duplicate['id']}"
+    return None
+
+
+def followed_run(store: RunStore) -> str | None:
+    """The run this tab follows (state.current_run) if it exists; otherwise says that it does not (the ?run= of
+    a deleted run or a mistyped address) and returns None."""
+    run_id = state.current_run()
+    if run_id and store.get(run_id) is None:
+        shown = run_id.replace("`", "")[:80]
+        st.error(f"No run `{shown}` in `{store.root}`: it was deleted, or the address names no run.")
+        return None
+    return run_id
+
+
+def has_results(record: dict[str, Any]) -> bool:
+    """At least one variant of the run was produced and measured (what the comparison charts need): a row that
+    charts.measured keeps, checked without building a DataFrame (History asks this of every stored run)."""
+    def kept(row: dict[str, Any]) -> bool:
+        latency = row.get("latency_ms_p50")
+        return row.get("status") == "ok" and isinstance(latency, int | float) and not math.isnan(latency)
+
+    return any(kept(row) for row in record["rows"] or [])
+
+
+def failed_variants(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each variant that did not come out ok, with why: from the result rows, else (a run that ended before
+    writing rows) from its live progress."""
+    rows = record["rows"] or []
+    if rows:
+        return [{"variant": r.get("variant"), "status": r.get("status"), "error": r.get("error") or ""}
+                for r in rows if r.get("status") != "ok"]
+    progress = (record["progress"] or {}).get("variants") or {}
+    return [{"variant": name, "status": entry.get("stage", ""), "error": entry.get("error") or ""}
+            for name, entry in progress.items() if entry.get("error") or entry.get("stage") == "failed"]
+
+
+def run_outcome(record: dict[str, Any]) -> None:
+    """What happened to a run that has nothing to compare: its status, its error, and which variants failed and
+    why (or that it is still on its way)."""
+    run_id, status = record["id"], record["status"]
+    if status in ACTIVE:
+        st.info(f"Run {run_id} is {status}: its results appear here when it finishes.")
+        st.page_link("pages/2_Variants_and_run.py", label="Follow its progress", icon=":material/pending:")
+        return
+    if status == "done":
+        st.error(f"Run {run_id} finished, but no variant was produced and measured.")
+    else:
+        st.error(f"Run {run_id} {status}: {record.get('error') or 'no reason was recorded'}")
+    failed = failed_variants(record)
+    if failed:
+        st.markdown("**Variants that failed, and why**")
+        st.dataframe(pd.DataFrame(failed), hide_index=True, key="failed_variants")
+    else:
+        st.caption("No variant finished before the run ended.")
 
 
 def results_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:

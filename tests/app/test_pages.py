@@ -20,14 +20,6 @@ PAGES = ["app.py", "pages/1_Model_and_data.py", "pages/2_Variants_and_run.py", "
          "pages/4_History.py"]
 
 
-@pytest.fixture()
-def runs_dir(tmp_path, monkeypatch):
-    folder = tmp_path / "runs"
-    monkeypatch.setenv("STUDIO_RUNS_DIR", str(folder))
-    monkeypatch.setenv("STUDIO_WARM", "0")  # one scheduler per test folder: no standby TensorFlow for each
-    return folder
-
-
 def _app(page: str) -> AppTest:
     return AppTest.from_file(str(ROOT / page), default_timeout=120)
 

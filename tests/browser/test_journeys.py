@@ -1,18 +1,40 @@
-"""Journeys in a real browser: run the default comparison and read the chart and CSV; a bad upload; a
-server restart that keeps the history."""
+"""Journeys in a real browser: run the default comparison and read the chart and CSV; a bad upload that cannot
+be run; a double click that queues one run; an uploaded model run twice in a row; a server restart that keeps
+the history; a server that watches no folder with inotify."""
 
 from __future__ import annotations
 
 import os
 import re
 import shutil
+import time
+from pathlib import Path
 
 import pandas as pd
 from playwright.sync_api import expect
 
+from optimizer.store import ACTIVE, RunStore
 from tests.browser.conftest import ARTIFACTS, ROOT
+from tests.conftest import DIGITS_DATA, DIGITS_MODEL
 
 RUN_TIMEOUT_MS = 240_000
+
+
+def _open_page(page, name: str) -> None:
+    """Through the sidebar, so the session (and what it chose) is kept; a new address would start a new one."""
+    page.locator('[data-testid="stSidebarNav"]').get_by_text(name, exact=True).click()
+
+
+def _run_button(page):
+    """The Run button of the current script run (Streamlit keeps the previous run's elements, marked stale,
+    until the new run replaces them)."""
+    return page.locator('[data-testid="stElementContainer"]:not([data-stale="true"])') \
+        .get_by_role("button", name="Run", exact=True)
+
+
+def _run_id_in_address(page, other_than: str | None = None) -> str:
+    page.wait_for_url(lambda url: "run=" in url and (other_than is None or other_than not in url), timeout=30_000)
+    return re.search(r"run=([\w-]+)", page.url).group(1)
 
 
 def _points_in_first_chart(page) -> list[str]:
@@ -54,17 +76,71 @@ def _save_compare_screenshot(page) -> None:
         shutil.copyfile(ARTIFACTS / "compare.png", ROOT / "docs" / "compare.png")
 
 
-def test_bad_upload_shows_a_clear_error(server, page, tmp_path):
+def test_bad_upload_shows_a_clear_error_and_cannot_be_run(server, page, tmp_path):
     bad = tmp_path / "broken.tflite"
     bad.write_bytes(b"definitely not a flatbuffer")
     page.goto(f"{server.url}/Model_and_data")
     page.get_by_text("Upload", exact=True).click()
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(bad))
     expect(page.get_by_text("broken.tflite").first).to_be_visible(timeout=30_000)
+    page.get_by_text("Run without data (synthetic inputs for fidelity only)").click()
     page.get_by_role("button", name="Use these files").click()
     expect(page.get_by_text(re.compile(r"Model refused: broken\.tflite: expected a TensorFlow Lite"))) \
         .to_be_visible(timeout=60_000)
     assert page.get_by_text("Traceback").count() == 0
+    _open_page(page, "Variants and run")
+    expect(page.get_by_text(re.compile(r"Run is off: Model refused: broken\.tflite"))).to_be_visible(timeout=60_000)
+    expect(_run_button(page)).to_be_disabled()
+
+
+def test_a_double_click_on_run_queues_one_run(server, page):
+    store = RunStore(server.runs_dir)
+    before = {r["id"] for r in store.list()}
+    page.goto(f"{server.url}/Variants_and_run")
+    expect(_run_button(page)).to_be_enabled(timeout=60_000)
+    _run_button(page).dblclick()
+    run_id = _run_id_in_address(page)
+    expect(page.get_by_text(re.compile(f"A run of these inputs is already (queued|running): {run_id}"))) \
+        .to_be_visible(timeout=30_000)
+    page.wait_for_timeout(1_000)  # a second submit would have landed by now
+    new = [r["id"] for r in store.list() if r["id"] not in before]
+    for queued in new:
+        store.request_cancel(queued)
+    _wait_final(store, new)
+    assert new == [run_id]
+
+
+def _wait_final(store: RunStore, run_ids: list[str], timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while any(store.get(i)["status"] in ACTIVE for i in run_ids) and time.monotonic() < deadline:
+        time.sleep(0.5)
+
+
+def test_an_uploaded_model_runs_twice_in_a_row(server, page, tmp_path):
+    """Each run starts and finishes done (a regression: the second run of the same upload did not start)."""
+    model = tmp_path / "my_digits.keras"
+    shutil.copyfile(DIGITS_MODEL, model)
+    page.goto(f"{server.url}/Model_and_data")
+    page.get_by_text("Upload", exact=True).click()
+    uploaders = page.locator('[data-testid="stFileUploaderDropzoneInput"]')
+    uploaders.nth(0).set_input_files(str(model))
+    uploaders.nth(1).set_input_files(str(DIGITS_DATA))
+    expect(page.get_by_text(Path(DIGITS_DATA).name).first).to_be_visible(timeout=30_000)
+    page.get_by_role("button", name="Use these files").click()
+    expect(page.get_by_text("Data check")).to_be_visible(timeout=120_000)
+    _open_page(page, "Variants and run")
+    page.get_by_role("button", name="Clear all").click()
+    page.get_by_role("combobox").first.fill("float16")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Escape")
+    run_ids: list[str] = []
+    for _ in range(2):
+        expect(_run_button(page)).to_be_enabled(timeout=60_000)
+        _run_button(page).click()
+        run_ids.append(_run_id_in_address(page, other_than=run_ids[-1] if run_ids else None))
+        expect(page.get_by_text(f"Run {run_ids[-1]} finished.")).to_be_visible(timeout=RUN_TIMEOUT_MS)
+    store = RunStore(server.runs_dir)
+    assert [(store.get(i)["model_name"], store.get(i)["status"]) for i in run_ids] == [("my_digits.keras", "done")] * 2
 
 
 def test_runs_are_still_listed_after_a_server_restart(server, page):
@@ -81,3 +157,14 @@ def test_runs_are_still_listed_after_a_server_restart(server, page):
     page.get_by_label("Selected run").click()
     expect(page.get_by_role("option", name=re.compile(f"{run_id} - seeded_model.keras \\(done\\)"))) \
         .to_be_visible(timeout=30_000)
+
+
+def test_the_server_watches_no_folder_with_inotify(server):
+    """fileWatcherType "poll": watchdog's recursive inotify watch of the app folder walked .venv/ and runs/."""
+    fds = []
+    for fd in Path(f"/proc/{server.process.pid}/fd").iterdir():
+        try:
+            fds.append(os.readlink(fd))
+        except OSError:
+            continue  # closed meanwhile
+    assert "anon_inode:inotify" not in fds
