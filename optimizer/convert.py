@@ -19,27 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from optimizer.calibration import Dataset, representative_dataset, representative_samples
 from optimizer.errors import VariantFailed
 from optimizer.intake import ModelFormat, load_checked
 from optimizer.outcomes import Produced, produce_each
-from optimizer.variants import VariantKind, VariantSpec
-
-
-def representative_samples(calibration: np.ndarray | None, count: int) -> np.ndarray:
-    if calibration is None or len(calibration) == 0:
-        raise VariantFailed("needs calibration data; none was given (provide --data or --calib)")
-    return calibration[:count].astype(np.float32, copy=False)
-
-
-Dataset = Callable[[], Iterator[list[np.ndarray]]]
-
-
-def _representative_dataset(samples: np.ndarray) -> Dataset:
-    def generator() -> Iterator[list[np.ndarray]]:
-        for i in range(len(samples)):
-            yield [samples[i:i + 1]]  # each sample with its batch dimension, float32
-
-    return generator
+from optimizer.variants import KINDS, VariantKind, VariantSpec
 
 
 @functools.cache
@@ -109,74 +93,16 @@ def _converter_steps_done_once() -> Iterator[None]:
         calibrator.Calibrator.calibrate = originals["calibrate"]
 
 
-def _float32(conv: Any, dataset: Dataset | None) -> None:
-    pass
-
-
-def _float16(conv: Any, dataset: Dataset | None) -> None:
-    import tensorflow as tf
-
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.target_spec.supported_types = [tf.float16]
-
-
-def _dynamic_range(conv: Any, dataset: Dataset | None) -> None:
-    import tensorflow as tf
-
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-
-
-def _int8(conv: Any, dataset: Dataset | None) -> None:
-    import tensorflow as tf
-
-    assert dataset is not None
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = dataset
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-
-
-def _int8_io(conv: Any, dataset: Dataset | None) -> None:
-    import tensorflow as tf
-
-    _int8(conv, dataset)
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-
-
-def _int16x8(conv: Any, dataset: Dataset | None) -> None:
-    import tensorflow as tf
-
-    assert dataset is not None
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = dataset
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
-    # With the default (MLIR) quantizer on, TF 2.21 calibrates once for it and then calibrates again in the
-    # quantizer int16x8 actually uses; switching it off skips the first pass. Same bytes, ~2.5 s less on
-    # MobileNetV2 (checked in tests/integration/test_post_training.py).
-    conv.experimental_new_quantizer = False
-
-
-TF_CONFIGURATORS: dict[VariantKind, Callable[[Any, Dataset | None], None]] = {
-    VariantKind.FLOAT32: _float32,
-    VariantKind.FLOAT16: _float16,
-    VariantKind.DYNAMIC_RANGE: _dynamic_range,
-    VariantKind.INT8: _int8,
-    VariantKind.INT8_IO: _int8_io,
-    VariantKind.INT16X8: _int16x8,
-}
-
-
-def _aeq_recipe(kind: VariantKind) -> Any:
+def _aeq_recipe(kind: str) -> Any:
     from ai_edge_quantizer import recipe
 
-    return {
-        VariantKind.AEQ_DYNAMIC_INT8: recipe.dynamic_wi8_afp32,
-        VariantKind.AEQ_WEIGHT_ONLY_INT8: recipe.weight_only_wi8_afp32,
-        VariantKind.AEQ_STATIC_INT8: recipe.static_wi8_ai8,
-    }[kind]()
+    name = KINDS[kind].aeq_recipe
+    if name is None:
+        raise VariantFailed(f"kind {kind} has no ai-edge-quantizer recipe")
+    return getattr(recipe, name)()
 
 
-def quantize_tflite(float_model: Path, kind: VariantKind, samples: np.ndarray | None,
+def quantize_tflite(float_model: Path, kind: str, samples: np.ndarray | None,
                     validation: np.ndarray | None = None) -> tuple[bytes, list[dict[str, Any]]]:
     """Apply an ai-edge-quantizer recipe to a float .tflite (no TensorFlow involved), then compare every
     tensor of the result with the float model on ``validation`` inputs (MSE and SNR per tensor)."""
@@ -248,15 +174,18 @@ def convert_one(spec: VariantSpec, fmt: ModelFormat, model_path: Path, export_di
     if spec.info.needs_calibration:
         count = int(spec.options["calibration_samples"])
         samples = representative_samples(calibration, count)
-        dataset = datasets.setdefault(count, _representative_dataset(samples))
+        dataset = datasets.setdefault(count, representative_dataset(samples))
     if fmt is ModelFormat.TFLITE:
         if spec.kind is VariantKind.FLOAT32:
             return model_path.read_bytes(), {}
         content, per_tensor = quantize_tflite(model_path, spec.kind, samples, calibration)
         return content, ({"analysis": {"per_tensor": per_tensor}} if per_tensor else {})
     assert export_dir is not None
+    settings = spec.info.converter
+    if settings is None:
+        raise VariantFailed(f"kind {spec.kind} has no converter settings")
     converter = _tf_converter(export_dir)
-    TF_CONFIGURATORS[spec.kind](converter, dataset)
+    settings.apply(converter, dataset)
     return bytes(converter.convert()), {}
 
 

@@ -112,7 +112,7 @@ def inspect(model_path: Path, workdir: Path, limits: WorkerLimits = DEFAULT_LIMI
 
 
 def _base_row(spec: VariantSpec) -> dict[str, Any]:
-    return {"variant": spec.name, "kind": spec.kind.value, "label": spec.info.label, "status": "ok",
+    return {"variant": spec.name, "kind": str(spec.kind), "label": spec.info.label, "status": "ok",
             "error": None, "expected_integer_only": spec.info.expect_integer_only}
 
 
@@ -566,7 +566,7 @@ def run_comparison(
         "cpu": cpu_name(),
         "threads": options.threads,
         "seeds": {"split": options.seed, "synthetic_inputs": options.seed},
-        "kinds": {k.value: KINDS[k].summary for k in {s.kind for s in chosen}},
+        "kinds": {str(k): KINDS[k].summary for k in {s.kind for s in chosen}},
     }
     files = save_results(ordered, manifest, out_dir)
     progress({"stage": "done"})
@@ -682,7 +682,7 @@ def _flag_collapsed_training(rows: list[dict[str, Any]], points: float = COLLAPS
         return
     against = "the fine-tune control" if reference is control else "float32"
     for row in measured:
-        if row is reference or row["kind"] not in {k.value for k, info in KINDS.items() if info.needs_training}:
+        if row is reference or row["kind"] not in {k for k, info in KINDS.items() if info.needs_training}:
             continue
         if (reference["accuracy"] - row["accuracy"]) * 100 > points:
             sentence = f"accuracy collapsed: {row['accuracy']:.1%} vs {reference['accuracy']:.1%} for {against}"

@@ -14,7 +14,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from optimizer.variants import VariantKind, VariantSpec
+from optimizer.calibration import representative_dataset_code
+from optimizer.variants import INT8, VariantKind, VariantSpec
 
 _HEADER = '''"""Recipe for variant {name!r} ({label}), written by TFLite Optimization Studio.
 
@@ -48,45 +49,8 @@ import tensorflow as tf
 export_dir = RUN / {saved_model_dir!r}  # the audited, extracted upload
 '''
 
-_CALIBRATION = '''
-calibration = np.load(RUN / "work" / "calib_x.npy").astype(np.float32)[:{samples}]
-
-
-def representative_dataset():
-    for i in range(len(calibration)):
-        yield [calibration[i:i + 1]]  # one sample at a time, with its batch dimension, float32
-'''
-
-_CONVERTER_SETTINGS = {
-    VariantKind.FLOAT32: "",
-    VariantKind.FLOAT16: '''converter.optimizations = [tf.lite.Optimize.DEFAULT]
-converter.target_spec.supported_types = [tf.float16]
-''',
-    VariantKind.DYNAMIC_RANGE: '''converter.optimizations = [tf.lite.Optimize.DEFAULT]
-''',
-    VariantKind.INT8: '''converter.optimizations = [tf.lite.Optimize.DEFAULT]
-converter.representative_dataset = representative_dataset
-converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-''',
-    VariantKind.INT8_IO: '''converter.optimizations = [tf.lite.Optimize.DEFAULT]
-converter.representative_dataset = representative_dataset
-converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-converter.inference_input_type = tf.int8
-converter.inference_output_type = tf.int8
-''',
-    VariantKind.INT16X8: '''converter.optimizations = [tf.lite.Optimize.DEFAULT]
-converter.representative_dataset = representative_dataset
-converter.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
-''',
-}
-
-_AEQ_RECIPES = {VariantKind.AEQ_DYNAMIC_INT8: "dynamic_wi8_afp32",
-                VariantKind.AEQ_WEIGHT_ONLY_INT8: "weight_only_wi8_afp32",
-                VariantKind.AEQ_STATIC_INT8: "static_wi8_ai8"}
-
-
 def _aeq(spec: VariantSpec, model_file: str) -> str:
-    recipe = _AEQ_RECIPES[spec.kind]
+    recipe = spec.info.aeq_recipe
     code = f'''
 from ai_edge_litert.interpreter import Interpreter
 from ai_edge_quantizer import quantizer, recipe
@@ -157,10 +121,7 @@ def _selective(spec: VariantSpec, float_layers: list[str]) -> str:
 debug = calibration[:{64}]
 options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes={float_layers!r})
 converter = tf.lite.TFLiteConverter.from_saved_model(str(export_dir))
-converter.optimizations = [tf.lite.Optimize.DEFAULT]
-converter.representative_dataset = representative_dataset
-converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-debugger = tf.lite.experimental.QuantizationDebugger(
+{INT8.as_code()}debugger = tf.lite.experimental.QuantizationDebugger(
     converter=converter, debug_dataset=lambda: ([debug[i:i + 1]] for i in range(len(debug))), debug_options=options)
 OUTPUT.write_bytes(bytes(debugger.get_nondebug_quantized_model()))
 print("wrote", OUTPUT)
@@ -171,7 +132,7 @@ def recipe_for(spec: VariantSpec, *, model_file: str, model_format: str, saved_m
                task: str | None = None, seed: int = 0, float_layers: list[str] | None = None) -> str:
     """The runnable script that reproduces ``spec`` from the run folder's inputs."""
     header = _HEADER.format(name=spec.name, label=spec.info.label)
-    if spec.kind in _AEQ_RECIPES or (model_format == "tflite" and spec.kind is VariantKind.FLOAT32):
+    if spec.info.aeq_recipe or (model_format == "tflite" and spec.kind is VariantKind.FLOAT32):
         if spec.kind is VariantKind.FLOAT32:
             return header + f'\nOUTPUT.write_bytes((RUN / "input" / {model_file!r}).read_bytes())  # the upload\n'
         return header + _aeq(spec, model_file)
@@ -179,11 +140,14 @@ def recipe_for(spec: VariantSpec, *, model_file: str, model_format: str, saved_m
         return header + _training(spec, model_file, task or "classification", seed)
     load = (_LOAD_SAVED_MODEL.format(saved_model_dir=saved_model_dir) if model_format == "saved_model_zip"
             else _LOAD_KERAS.format(model_file=model_file))
-    calibration = _CALIBRATION.format(samples=spec.options.get("calibration_samples", 200))
+    calibration = representative_dataset_code('np.load(RUN / "work" / "calib_x.npy")',
+                                              int(spec.options.get("calibration_samples", 200)))
     if spec.kind is VariantKind.MIXED_INT8:
         return header + load + calibration + _selective(spec, float_layers or [])
+    if spec.info.converter is None:
+        raise ValueError(f"kind {spec.kind}: no converter settings to write a recipe from")
     body = "\nconverter = tf.lite.TFLiteConverter.from_saved_model(str(export_dir))\n"
-    body += _CONVERTER_SETTINGS[spec.kind]
+    body += spec.info.converter.as_code()
     body += 'OUTPUT.write_bytes(converter.convert())\nprint("wrote", OUTPUT)\n'
     return header + load + (calibration if spec.info.needs_calibration else "") + body
 

@@ -15,7 +15,7 @@ if mode == "Sample model":
     label = st.selectbox("Sample", list(SAMPLES), key="sample_choice")
     model_path, data_path = SAMPLES[label]
     if st.button("Use this sample", key="use_sample"):
-        state.set_selection(state.Selection(model_path, data_path, label=label))
+        services.choose(state.Selection(model_path, data_path, label=label))
 else:
     st.caption(f"Uploads are limited to {services.MAX_UPLOAD_BYTES // 1024**2} MB each and checked before use. "
                "**Use these files** waits until every upload has finished.")
@@ -38,8 +38,8 @@ else:
         submitted = st.form_submit_button("Use these files", key="use_uploads")
     if submitted:
         with widgets.user_errors():
-            folder = services.runs_dir() / "uploads" / state.session_id()
-            state.set_selection(services.selection_from_uploads(uploads, without_data, folder))
+            folder = services.uploads_dir()
+            services.choose(services.selection_from_uploads(uploads, without_data, folder))
 
 choice = state.selection()
 st.subheader(f"Model: {choice.model.name}")

@@ -4,18 +4,19 @@ and bounded st.cache_data. Nothing here imports TensorFlow: models are inspected
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
 from optimizer.data import prepare_data
-from optimizer.errors import InputRejected, OptimizerError, user_message
+from optimizer.errors import InputRejected, OptimizerError, StoreUnavailable, user_message
 from optimizer.intake import file_sha256
 from optimizer.isolation import WorkerLimits
 from optimizer.jobs import Scheduler
 from optimizer.pipeline import inspect
-from optimizer.store import RunStore
+from optimizer.store import Retention, RunStore
 from ui import state
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -36,9 +37,10 @@ def get_store(root: str) -> RunStore:
 @st.cache_resource
 def get_scheduler(root: str) -> Scheduler:
     """One scheduler per server. STUDIO_WARM=1 (the default) keeps a standby runner with TensorFlow loaded
-    while no job runs (about 1.5 GB resident), so a run starts without the ~5 s import; 0 turns it off."""
+    while no job runs (about 1.5 GB resident), so a run starts without the ~5 s import; 0 turns it off.
+    It also applies the retention policy (STUDIO_KEEP_DAYS, STUDIO_MAX_RUNS_GB) and removes idle uploads."""
     return Scheduler(get_store(root), max_running=int(os.environ.get("STUDIO_MAX_JOBS", "1")),
-                     warm=os.environ.get("STUDIO_WARM", "1") != "0")
+                     warm=os.environ.get("STUDIO_WARM", "1") != "0", retention=Retention.from_environment())
 
 
 def scheduler() -> Scheduler:
@@ -46,10 +48,41 @@ def scheduler() -> Scheduler:
 
 
 def store() -> RunStore:
-    """The run store, with its scheduler started (once per server process)."""
+    """The run store, with its scheduler started (once per server process); marks this session's uploads as
+    in use. A runs folder that cannot be written stops the page with one sentence."""
     root = str(runs_dir())
-    get_scheduler(root)
-    return get_store(root)
+    try:
+        get_scheduler(root)
+        runs = get_store(root)
+    except StoreUnavailable as exc:
+        st.error(user_message(exc))
+        st.stop()
+    runs.touch_session(state.session_id())
+    return runs
+
+
+def uploads_dir() -> Path:
+    """This browser session's upload folder (its files are removed a day after the session was last used)."""
+    return store().uploads_dir(state.session_id())
+
+
+def _discard_uploads(paths: list[Path]) -> None:
+    """Delete refused uploads (only files inside the uploads folder): a refused model at once, refused data
+    once the user chooses other inputs (until then a changed option, e.g. the CSV label column, may fix it)."""
+    root = runs_dir() / "uploads"
+    for path in paths:
+        if path.resolve().is_relative_to(root):
+            path.unlink(missing_ok=True)
+
+
+def choose(choice: state.Selection) -> None:
+    """Make ``choice`` the next run's inputs; the refused uploads it replaces are deleted."""
+    previous = state.selection()
+    verdict = previous.refused or state.input_check(previous)
+    if previous.uploaded and verdict is not None and verdict.refusal:
+        keep = {choice.model, *choice.data_files()}
+        _discard_uploads([p for p in (previous.model, *previous.data_files()) if p not in keep])
+    state.set_selection(choice)
 
 
 @st.cache_data(max_entries=32, show_spinner="Inspecting the model in a worker process...")
@@ -79,12 +112,16 @@ def check_inputs(choice: state.Selection) -> state.InputCheck:
         if not choice.model.is_file():
             raise InputRejected(f"{choice.model.name}: the file is no longer on the server; choose it again")
         summary = inspect_model(str(choice.model), file_sha256(choice.model))
-        scratch = runs_dir() / "uploads" / state.session_id() / "check"
+        scratch = uploads_dir() / "check"
         report = check_data(summary["sha256"], summary["inputs"][0]["shape"], summary["outputs"][0]["shape"],
                             choice.data_paths(), choice.label_column, choice.fingerprint(), str(scratch))
         check = state.InputCheck(summary, report)
     except OptimizerError as exc:
         check = state.InputCheck(summary, report, user_message(exc))
+        if choice.uploaded and summary is None:  # the model itself is refused: nothing can make it pass
+            _discard_uploads([choice.model, *choice.data_files()])
+            state.set_selection(replace(choice, refused=check))
+            return check
     state.set_input_check(choice, check)
     return check
 

@@ -29,6 +29,11 @@ class Selection:
     eval_data: Path | None = None
     label: str = "Digits CNN (sample)"
     label_column: str = "label"
+    refused: InputCheck | None = None  # uploads refused and already deleted: the verdict stays
+
+    @property
+    def uploaded(self) -> bool:
+        return self.label == "uploaded"
 
     def data_paths(self) -> dict[str, str | None]:
         return {"data": _s(self.data), "labels": _s(self.labels), "calib": _s(self.calib),
@@ -90,6 +95,8 @@ def set_selection(choice: Selection) -> None:
 
 def input_check(choice: Selection) -> InputCheck | None:
     """The last verdict on exactly these inputs in this session, if they were checked."""
+    if choice.refused is not None:
+        return choice.refused
     return st.session_state.get(INPUT_CHECKS, {}).get(choice.fingerprint())
 
 

@@ -153,3 +153,29 @@ def test_uploads_need_their_data_and_the_options_reach_the_job_request(runs_dir)
         while store.get(record["id"])["status"] in ACTIVE and time.monotonic() < deadline:
             time.sleep(0.5)
 
+
+
+def test_refused_uploads_are_deleted(runs_dir):
+    """A refused model at once; refused data once other inputs are chosen (a label column may still fix it)."""
+    at = _app("app.py").run()
+    at.switch_page("pages/1_Model_and_data.py").run()
+    at.radio(key="source_mode").set_value("Upload").run()
+    at.file_uploader(key="upload_model").set_value(("notes.keras", b"not a zip", "application/zip"))
+    at.file_uploader(key="upload_data").set_value(("cancer.csv", _cancer_csv(), "text/csv"))
+    at.button(key="use_uploads").click().run()
+    assert "Archive refused: notes.keras" in _texts(at.error)
+    uploads = runs_dir / "uploads"
+    assert not list(uploads.rglob("notes.keras")) and not list(uploads.rglob("cancer.csv"))
+    at.switch_page("pages/2_Variants_and_run.py").run()
+    assert at.button(key="run_button").disabled  # still refused, although the files are gone
+
+    at.switch_page("pages/1_Model_and_data.py").run()
+    at.radio(key="source_mode").set_value("Upload").run()
+    at.file_uploader(key="upload_model").set_value(("mlp.keras", CANCER_MODEL.read_bytes(), "application/zip"))
+    at.file_uploader(key="upload_data").set_value(("cancer.csv", _cancer_csv(), "text/csv"))
+    at.button(key="use_uploads").click().run()
+    assert "Data refused: cancer.csv" in _texts(at.error)  # label column "label" does not exist
+    assert list(uploads.rglob("cancer.csv")) and list(uploads.rglob("mlp.keras"))  # kept: an option may fix it
+    at.radio(key="source_mode").set_value("Sample model").run()
+    at.button(key="use_sample").click().run()
+    assert not list(uploads.rglob("cancer.csv")) and not list(uploads.rglob("mlp.keras"))

@@ -118,18 +118,21 @@ def test_each_variant_is_the_file_the_plain_converter_settings_give(digits_run, 
     script = f"""
 import numpy as np, tensorflow as tf
 from pathlib import Path
-from optimizer.recipes import _CONVERTER_SETTINGS
+from optimizer.variants import KINDS, SourceFormat
 calibration = np.load({str(digits_run.out_dir / "work" / "calib_x.npy")!r})[:200].astype(np.float32)
 def representative_dataset():
     for i in range(len(calibration)):
         yield [calibration[i:i + 1]]
-for kind, settings in _CONVERTER_SETTINGS.items():
+for kind, info in KINDS.items():
+    if info.converter is None or SourceFormat.TENSORFLOW not in info.sources or not info.listed:
+        continue
     converter = tf.lite.TFLiteConverter.from_saved_model({str(digits_run.out_dir / "work" / "export")!r})
-    exec(settings, {{"tf": tf, "converter": converter, "representative_dataset": representative_dataset}})
+    names = {{"tf": tf, "converter": converter, "representative_dataset": representative_dataset}}
+    exec(info.converter.as_code(), names)
     assert converter.experimental_new_quantizer  # the default a user gets
-    ours = Path({str(digits_run.out_dir / "variants")!r}) / f"{{kind.value}}.tflite"
-    assert converter.convert() == ours.read_bytes(), kind.value
-    print("identical", kind.value)
+    ours = Path({str(digits_run.out_dir / "variants")!r}) / f"{{kind}}.tflite"
+    assert converter.convert() == ours.read_bytes(), kind
+    print("identical", kind)
 """
     repo = str(Path(__file__).resolve().parents[2])
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600, cwd=repo)

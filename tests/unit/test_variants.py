@@ -34,7 +34,7 @@ def test_unknown_kind_lists_known_kinds():
 
 
 def test_kind_table_covers_every_kind():
-    assert set(KINDS) == set(VariantKind)
+    assert {k for k, info in KINDS.items() if info.listed} == set(VariantKind)  # tests may add unlisted ones
 
 
 def test_variant_list_adds_float32_reference_and_checks_source():

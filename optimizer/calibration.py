@@ -1,0 +1,42 @@
+"""Calibration samples for the converter: the one representative-dataset generator every calibrated
+conversion uses (post-training int8/int16x8, selective int8, the int8 training kinds), and the same
+generator as recipe code."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from optimizer.errors import VariantFailed
+
+Dataset = Callable[[], Iterator[list[np.ndarray]]]
+
+
+def representative_samples(calibration: np.ndarray | None, count: int) -> np.ndarray:
+    """The first ``count`` calibration samples as float32 (the converter refuses float64)."""
+    if calibration is None or len(calibration) == 0:
+        raise VariantFailed("needs calibration data; none was given (provide --data or --calib)")
+    return calibration[:count].astype(np.float32, copy=False)
+
+
+def representative_dataset(samples: np.ndarray) -> Dataset:
+    """A generator of one sample at a time, each with its batch dimension."""
+
+    def generator() -> Iterator[list[np.ndarray]]:
+        for i in range(len(samples)):
+            yield [samples[i:i + 1]]
+
+    return generator
+
+
+def representative_dataset_code(samples_expression: str, count: int) -> str:
+    """:func:`representative_samples` and :func:`representative_dataset` as a recipe writes them."""
+    return f'''
+calibration = {samples_expression}.astype(np.float32)[:{count}]
+
+
+def representative_dataset():
+    for i in range(len(calibration)):
+        yield [calibration[i:i + 1]]  # one sample at a time, with its batch dimension, float32
+'''
