@@ -17,7 +17,7 @@ from optimizer.errors import ModelRejected
 # Keras 3 config keys tf_keras does not know, dropped only when they hold the value that means "off".
 _BENIGN_EXTRA_KEYS: dict[str, Any] = {"optional": False, "synchronized": False, "lora_rank": None,
                                       "lora_alpha": None, "quantization_config": None, "input_axes": None,
-                                      "output_axes": None}
+                                      "output_axes": None, "rms_scaling": False}
 EQUIVALENCE_TOLERANCE = 1e-4
 
 

@@ -17,8 +17,17 @@ import numpy as np
 from optimizer.errors import InvalidOption, VariantFailed
 from optimizer.variants import VariantKind, VariantSpec
 
+try:
+    from optimizer.bridge import EQUIVALENCE_TOLERANCE
+except ImportError:  # optimizer.recipes runs this module's source standalone, where the package is absent
+    EQUIVALENCE_TOLERANCE = 1e-4
+
 ProgressCallback = Callable[[dict[str, Any]], None]
 _KERNEL_LAYERS = ("Conv2D", "Dense", "DepthwiseConv2D")
+# tfmot clusters these kernels; its registry lists DepthwiseConv2D with no clusterable weight ("big
+# unrecoverable accuracy loss"), so depthwise kernels stay float, with their trained weights.
+_CLUSTERED_LAYERS = ("Conv1D", "Conv2D", "Dense")
+_CHECK_SAMPLES = 16  # training samples on which a wrapped model is checked before its fine-tune
 
 
 @dataclass
@@ -84,19 +93,105 @@ def _fit(model: Any, x: np.ndarray, y: np.ndarray, spec: VariantSpec, task: str,
 
 
 def _clone_wrapping(model: Any, wrap: Callable[[Any], Any | None]) -> tuple[Any, list[str]]:
-    """Clone the model, replacing each layer for which ``wrap`` returns a wrapped layer; returns the names."""
+    """Clone the model, replacing each layer for which ``wrap`` returns a wrapped layer; returns the names.
+
+    Every layer of the clone starts from the original's trained weights: a layer ``wrap`` leaves alone is a
+    fresh copy from its config, which ``clone_model`` builds with new random weights, so the original's
+    weights are copied into it once the clone is built; so are they into a wrapper around a fresh copy (QAT's
+    annotation). A wrapper around the original layer object (pruning, clustering) already holds them.
+    """
     import tf_keras
 
     wrapped: list[str] = []
+    pairs: list[tuple[Any, Any]] = []
 
     def clone(layer: Any) -> Any:
         replacement = wrap(layer)
         if replacement is None:
-            return layer.__class__.from_config(layer.get_config())
-        wrapped.append(layer.name)
+            replacement = layer.__class__.from_config(layer.get_config())
+        else:
+            wrapped.append(layer.name)
+        pairs.append((layer, replacement))
         return replacement
 
-    return tf_keras.models.clone_model(model, clone_function=clone), wrapped
+    cloned = tf_keras.models.clone_model(model, clone_function=clone)
+    for original, replacement in pairs:
+        target = replacement.layer if isinstance(replacement, tf_keras.layers.Wrapper) else replacement
+        weights = original.get_weights()
+        if target is original or not weights:
+            continue
+        shapes = [w.shape for w in target.get_weights()]
+        if shapes != [w.shape for w in weights]:
+            raise VariantFailed(f"layer {original.name!r}: its copy has weight shapes {shapes}, the trained layer "
+                                f"{[w.shape for w in weights]}; the copy cannot start from the trained weights")
+        target.set_weights(weights)
+    return cloned, wrapped
+
+
+def _named(variables: list[Any]) -> dict[str, np.ndarray]:
+    """{variable name: a copy of its value} for one layer's variables, named without their scope ('kernel:0'):
+    tfmot rebuilds stripped layers outside their name scope. A layer whose short names repeat (a nested model)
+    keeps the full names."""
+    short = [v.name.rsplit("/", 1)[-1] for v in variables]
+    names = short if len(set(short)) == len(short) else [v.name for v in variables]
+    return {name: np.array(v) for name, v in zip(names, variables, strict=True)}
+
+
+def _weights_by_layer(model: Any) -> dict[str, dict[str, np.ndarray]]:
+    """Layer name -> {variable name: a copy of its value}, for the layers that have weights."""
+    return {layer.name: _named(layer.weights) for layer in model.layers if layer.weights}
+
+
+def _starting_weights(layer: Any) -> tuple[str, dict[str, np.ndarray]]:
+    """(name of the layer a wrapper wraps, {variable name: value}) for a layer of a wrapped model.
+
+    A wrapper lists the variables it starts from under their original names: pruning keeps the kernel in the
+    layer, quantization takes it into its own weights, clustering keeps the float kernel it trains (and
+    derives the centroids and indices from) as ``original_weight_kernel``, named as before."""
+    import tf_keras
+
+    inner = layer
+    while isinstance(inner, tf_keras.layers.Wrapper):
+        inner = inner.layer
+    return inner.name, _named(layer.weights)
+
+
+def _check_start_outputs(technique: str, reference: np.ndarray, candidate: Any, check_inputs: np.ndarray) -> float:
+    """Before fine-tuning, the wrapped model must compute what the trained model computes (max |diff| <= 1e-4)."""
+    found = np.asarray(candidate.predict(check_inputs, verbose=0))
+    difference = float(np.max(np.abs(np.asarray(reference, dtype=np.float64) - found)))
+    if not difference <= EQUIVALENCE_TOLERANCE:
+        raise VariantFailed(f"{technique}: before fine-tuning, the wrapped model's outputs differ from the trained "
+                            f"model's by {difference:.2e} (at most {EQUIVALENCE_TOLERANCE:.0e} allowed): it does "
+                            "not start from the trained weights")
+    return difference
+
+
+def _check_start_weights(technique: str, original: dict[str, dict[str, np.ndarray]], candidate: Any
+                         ) -> tuple[float, list[str]]:
+    """Before fine-tuning, every layer of the wrapped model that has a trained counterpart (same layer name,
+    same variable names) must hold exactly its weights; returns the largest difference (0.0) and the trained
+    layers that could not be compared (renamed or merged by a transform)."""
+    compared: set[str] = set()
+    worst, worst_variable = 0.0, ""
+    for layer in candidate.layers:
+        name, found = _starting_weights(layer)
+        expected = original.get(name)
+        if expected is None or not set(expected) <= set(found):
+            continue
+        compared.add(name)
+        for variable, wanted in expected.items():
+            if found[variable].shape != wanted.shape:
+                raise VariantFailed(f"{technique}: before fine-tuning, weight {variable} has shape "
+                                    f"{found[variable].shape}; the trained one {wanted.shape}")
+            difference = float(np.max(np.abs(found[variable].astype(np.float64) - wanted))) if wanted.size else 0.0
+            if difference > worst:
+                worst, worst_variable = difference, variable
+    if worst > 0:
+        raise VariantFailed(f"{technique}: before fine-tuning, the wrapped model's weights differ from the trained "
+                            f"model's by up to {worst:.2e} (in {worst_variable}; they must be identical): it does "
+                            "not start from the trained weights")
+    return worst, sorted(set(original) - compared)
 
 
 def _pruning_schedule(spec: VariantSpec, samples: int) -> Any:
@@ -139,11 +234,16 @@ def _prune(model: Any, x: np.ndarray, y: np.ndarray, spec: VariantSpec, task: st
         kwargs = {"sparsity_m_by_n": (2, 4)} if m_by_n else {}
         return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule, **kwargs)
 
+    check = x[:_CHECK_SAMPLES]
+    reference = np.asarray(model.predict(check, verbose=0))
     pruned, names = _clone_wrapping(model, wrap)
     if not names:
         raise VariantFailed("no layer of this model can be pruned" + (" in a 2:4 pattern" if m_by_n else ""))
+    # The masks start all ones (the schedule prunes from the first training step on): identical outputs.
+    start = _check_start_outputs("2:4 pruning" if m_by_n else "pruning", reference, pruned, check)
     info = _fit(pruned, x, y, spec, task, report, [tfmot.sparsity.keras.UpdatePruningStep()])
     info["pruned_layers"] = names
+    info.update(technique_start_check="outputs", technique_start_max_abs_difference=start)
     if m_by_n:
         info["layers_not_2x4_eligible"] = skipped
     return tfmot.sparsity.keras.strip_pruning(pruned), info
@@ -151,7 +251,16 @@ def _prune(model: Any, x: np.ndarray, y: np.ndarray, spec: VariantSpec, task: st
 
 def _cluster(model: Any, x: np.ndarray, y: np.ndarray, spec: VariantSpec, task: str, report: ProgressCallback,
              preserve_sparsity: bool = False) -> tuple[Any, dict[str, Any]]:
+    """Cluster the Conv1D/Conv2D/Dense kernels (others stay float with their trained weights, listed).
+
+    Start check: clustering snaps each kernel to its centroids the moment it is wrapped, so the outputs
+    legitimately change; what must hold is that every weight the wrapped model starts from is the trained
+    one: the unclustered layers' weights and the float kernel each clustering wrapper trains, from which it
+    derives its centroids and indices, are identical to the model's (any difference fails the variant). The
+    output change clustering itself makes is recorded, not judged."""
     tfmot = _tfmot()
+    from tensorflow_model_optimization.python.core.clustering.keras.clustering_registry import ClusteringRegistry
+
     clustering = tfmot.clustering.keras
     cluster = clustering.cluster_weights
     extra: dict[str, Any] = {}
@@ -161,23 +270,38 @@ def _cluster(model: Any, x: np.ndarray, y: np.ndarray, spec: VariantSpec, task: 
         cluster, extra = _cluster_weights, {"preserve_sparsity": True}
 
     def wrap(layer: Any) -> Any | None:
-        if type(layer).__name__ not in ("Conv2D", "Dense"):
+        if type(layer).__name__ not in _CLUSTERED_LAYERS or not ClusteringRegistry.supports(layer):
             return None
         return cluster(layer, number_of_clusters=int(spec.options["clusters"]),
                        cluster_centroids_init=clustering.CentroidInitialization.KMEANS_PLUS_PLUS, **extra)
 
+    check = x[:_CHECK_SAMPLES]
+    reference = np.asarray(model.predict(check, verbose=0))
+    original = _weights_by_layer(model)  # before wrapping: a clustering wrapper changes the layer it wraps
     clustered, names = _clone_wrapping(model, wrap)
     if not names:
-        raise VariantFailed("no Conv2D/Dense layer of this model can be clustered")
+        raise VariantFailed("no Conv1D/Conv2D/Dense layer of this model can be clustered")
+    technique = "sparsity-preserving clustering" if preserve_sparsity else "clustering"
+    start, missing = _check_start_weights(technique, original, clustered)
+    if missing:
+        raise VariantFailed(f"{technique}: before fine-tuning, the trained layer(s) {', '.join(missing)} have no "
+                            "counterpart in the wrapped model")
+    clustered_outputs = np.asarray(clustered.predict(check, verbose=0))
     info = _fit(clustered, x, y, spec, task, report)
-    info["clustered_layers"] = names
+    info.update(clustered_layers=names, layers_not_clustered=[n for n in original if n not in names],
+                technique_start_check="weights", technique_start_max_abs_difference=start,
+                clustering_start_output_difference=float(np.max(np.abs(clustered_outputs - reference))))
     return clustering.strip_clustering(clustered), info
 
 
 def _quantize_aware(model: Any, x: np.ndarray, y: np.ndarray, spec: VariantSpec, task: str,
                     report: ProgressCallback, scheme: Any = None) -> tuple[Any, dict[str, Any]]:
     """QAT on the layers tfmot can quantize; a BatchNormalization not after a conv, Rescaling and other
-    unsupported layers stay float (and are listed)."""
+    unsupported layers stay float (and are listed).
+
+    Start check: fake quantization changes the outputs on purpose, so the outputs are compared on the
+    annotated model, before ``quantize_apply`` (max |diff| <= 1e-4), and after it every layer that keeps its
+    name must hold exactly the trained weights (layers tfmot's transforms rename are listed, not compared)."""
     tfmot = _tfmot()
     from tensorflow_model_optimization.python.core.quantization.keras.default_8bit.default_8bit_quantize_registry import (  # noqa: E501
         Default8BitQuantizeRegistry,
@@ -197,13 +321,20 @@ def _quantize_aware(model: Any, x: np.ndarray, y: np.ndarray, spec: VariantSpec,
             return None
         return tfmot.quantization.keras.quantize_annotate_layer(layer.__class__.from_config(layer.get_config()))
 
+    check = x[:_CHECK_SAMPLES]
+    reference = np.asarray(model.predict(check, verbose=0))
+    original = _weights_by_layer(model)
     annotated, _ = _clone_wrapping(model, wrap)
-    annotated.set_weights(model.get_weights())
+    technique = "quantization-aware training"
+    start = _check_start_outputs(technique, reference, annotated, check)
     with tfmot.quantization.keras.quantize_scope():
         quantized = (tfmot.quantization.keras.quantize_apply(annotated, scheme) if scheme is not None
                      else tfmot.quantization.keras.quantize_apply(annotated))
+    weights_difference, not_compared = _check_start_weights(technique, original, quantized)
     info = _fit(quantized, x, y, spec, task, report)
-    info["layers_kept_float"] = kept_float
+    info.update(layers_kept_float=kept_float, technique_start_check="outputs before quantize_apply, then weights",
+                technique_start_max_abs_difference=start, technique_start_max_weight_difference=weights_difference,
+                technique_start_layers_not_compared=not_compared)
     return quantized, info
 
 
@@ -255,18 +386,24 @@ def train_variant(spec: VariantSpec, twin_factory: Callable[[], Any], x: np.ndar
         trained, info = _quantize_aware(clustered, x, y, spec, task, report,
                                         combine.Default8BitClusterPreserveQuantizeScheme())
         return TrainedModel(trained, True, {**info, "clustering": cluster_info})
-    raise InvalidOption(f"variant {kind.value} is not a training variant")
+    raise InvalidOption(f"variant {kind} is not a training variant")
 
 
-def convert_trained(trained: TrainedModel, calibration: np.ndarray) -> bytes:
-    """Convert a fine-tuned tf_keras model: float, or full int8 (calibrated for any layer left float)."""
+def convert_trained(trained: TrainedModel, calibration: np.ndarray, samples: int = 200) -> bytes:
+    """Convert a fine-tuned tf_keras model: float, or full int8 (calibrated on the first ``samples`` samples,
+    for any layer left float)."""
     import tensorflow as tf
 
+    if not (isinstance(samples, int) and not isinstance(samples, bool) and samples >= 1):
+        raise InvalidOption(f"calibration_samples must be a whole number >= 1; found {samples!r}")
     converter = tf.lite.TFLiteConverter.from_keras_model(trained.model)
     if trained.int8:
-        samples = calibration[:200].astype(np.float32)
+        wanted = np.dtype(getattr(trained.model.inputs[0].dtype, "as_numpy_dtype", np.float32))
+        # float32 for float inputs (float64 fails); integer inputs (token ids) in their own dtype
+        representative = calibration[:samples].astype(wanted if wanted.kind in "iu" else np.float32)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([samples[i:i + 1]] for i in range(len(samples)))
+        converter.representative_dataset = lambda: ([representative[i:i + 1]]
+                                                     for i in range(len(representative)))
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     return bytes(converter.convert())
 
@@ -287,6 +424,7 @@ def train_task(payload: dict[str, Any], report: ProgressCallback) -> list[dict[s
     seed = int(payload.get("seed", 0))
     _, loaded = load_checked(Path(payload["model_path"]), Path(payload["workdir"]))
     check_inputs = x[:16]
+    calibration_samples = payload.get("calibration_samples")
 
     def produce(spec: VariantSpec) -> Produced:
         started = time.perf_counter()
@@ -294,8 +432,11 @@ def train_task(payload: dict[str, Any], report: ProgressCallback) -> list[dict[s
         tf_keras.utils.set_random_seed(seed)
         trained = train_variant(spec, lambda: twin, x, y, task, report)
         converting = time.perf_counter()
-        content = convert_trained(trained, x)
+        samples = calibration_samples or spec.options.get("calibration_samples") or 200
+        content = convert_trained(trained, x, samples)
         info = {**trained.info, **bridge.to_dict(), "seed": seed}
+        if trained.int8:
+            info["calibration_samples"] = min(samples, len(x))
         extra = {"training": info, "training_s": round(time.perf_counter() - started, 3), "epochs": info["epochs"]}
         return content, extra, time.perf_counter() - converting
 
