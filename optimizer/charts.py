@@ -48,14 +48,18 @@ def measured(frame: pd.DataFrame) -> pd.DataFrame:
 
 def pareto_front(frame: pd.DataFrame, x: Metric, y: Metric) -> pd.DataFrame:
     """Rows no other row beats on both metrics (each in its own direction), sorted along x."""
+    if x.column not in frame.columns or y.column not in frame.columns:
+        return frame.iloc[0:0]
     data = frame.dropna(subset=[x.column, y.column])
+    if data.empty:
+        return data
     xs = data[x.column] if x.lower_is_better else -data[x.column]
     ys = data[y.column] if y.lower_is_better else -data[y.column]
     keep = []
     for i in range(len(data)):
         dominated = ((xs <= xs.iloc[i]) & (ys <= ys.iloc[i]) & ((xs < xs.iloc[i]) | (ys < ys.iloc[i]))).any()
         keep.append(not dominated)
-    return data[keep].sort_values(x.column)
+    return data[pd.Series(keep, index=data.index)].sort_values(x.column)
 
 
 @dataclass(frozen=True)

@@ -50,3 +50,15 @@ def test_html_report_is_self_contained():
     page = html_report(rows, {"model": {"file_name": "m.keras"}, "created_at": "now"})
     assert page.startswith("<!doctype html>") and "m.keras" in page
     assert "plotly" in page.lower() and "<script" in page and "src=\"http" not in page
+
+
+def test_pareto_front_and_charts_of_a_run_with_nothing_measured():
+    import pandas as pd
+
+    from optimizer.charts import METRICS, pareto_front, tradeoff_figure
+
+    failed = pd.DataFrame([{"variant": "float32", "status": "failed", "error": "converter crashed"}])
+    assert pareto_front(failed, METRICS["size_bytes"], METRICS["latency_ms_p50"]).empty
+    unmeasured = failed.assign(size_bytes=[None], latency_ms_p50=[None])
+    assert pareto_front(unmeasured, METRICS["size_bytes"], METRICS["latency_ms_p50"]).empty
+    tradeoff_figure(unmeasured, "size_bytes", "latency_ms_p50")  # draws an empty chart, no KeyError
