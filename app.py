@@ -2,7 +2,6 @@
 
 import streamlit as st
 
-from optimizer.jobs import JobRequest, submit
 from ui import services, state, widgets
 
 st.set_page_config(page_title="TFLite Optimization Studio", layout="wide")
@@ -16,13 +15,12 @@ store = services.store()
 run_id = widgets.followed_run(store)
 choice = state.selection()
 st.markdown(widgets.inputs_in_use(choice))
-request = JobRequest(**choice.request_inputs())
+request = services.job_request(choice)
 # Only a verdict already reached on Model & data (Home does not start a model inspection of its own).
 if widgets.run_button("Run the default comparison", key="home_run",
                       blocked=widgets.run_blocker(store, request, state.input_check(choice))):
     with widgets.user_errors():
-        state.set_current_run(submit(store, request, session=state.session_id()))
-        services.scheduler().wake()
+        services.start_run(request)
         st.rerun()
 
 if run_id:

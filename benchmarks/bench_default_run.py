@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from optimizer.measure import cpu_name  # noqa: E402
+from optimizer.measure.benchmark import cpu_name  # noqa: E402
 
 
 def _timed(command: list[str]) -> float:
@@ -40,8 +40,8 @@ class _App:
     """The app server's job path: a warm scheduler over a run store in the scratch folder."""
 
     def __init__(self, scratch: Path) -> None:
-        from optimizer.jobs import Scheduler
-        from optimizer.store import RunStore
+        from optimizer.jobs.scheduler import Scheduler
+        from optimizer.jobs.store import RunStore
 
         self.store = RunStore(scratch / "app-runs")
         self.scheduler = Scheduler(self.store, warm=True)
@@ -56,7 +56,7 @@ class _App:
     def timed(self, model: Path, data: Path) -> float:
         """One job from submit to done, started on an idle server (its standby ready, as when a user clicks
         Run); returns after the next standby is ready, so its imports never overlap another measurement."""
-        from optimizer.jobs import JobRequest, submit
+        from optimizer.jobs.runner import JobRequest, submit
 
         self.wait_ready()
         started = time.perf_counter()

@@ -1,4 +1,4 @@
-"""The command line: a thin Typer layer over :mod:`optimizer.pipeline`.
+"""The command line: a thin Typer layer over :mod:`optimizer.run.pipeline`.
 
 Exit codes: 0 when the run completed (failed variants included, each a row with its reason); 2 with a
 one-line reason on stderr when the model, data or options are refused and nothing ran.
@@ -16,12 +16,13 @@ from typing import Annotated
 
 import typer
 
-from optimizer.data import check_data_files
 from optimizer.errors import OptimizerError, user_message
-from optimizer.evaluate import Task
-from optimizer.intake import model_format, source_of
+from optimizer.intake.data import check_data_files
+from optimizer.intake.model import model_format, source_of
+from optimizer.measure.evaluate import Task
 from optimizer.paths import DEFAULT_DATA, DEFAULT_MODEL
-from optimizer.pipeline import RunOptions, inspect, run_comparison
+from optimizer.run.options import RunOptions
+from optimizer.run.pipeline import inspect, run_comparison
 from optimizer.variants import parse_variant_list
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -107,7 +108,7 @@ def run(
                                 options=options, on_progress=_print_progress)
     table = result.table()
     if report:
-        from optimizer.report import html_report
+        from optimizer.report.html import html_report
 
         (result.out_dir / "report.html").write_text(html_report(result.rows, result.manifest))
     if output_format is OutputFormat.JSON:

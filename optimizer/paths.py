@@ -1,10 +1,11 @@
-"""Where the bundled sample models and data live, so the app and CLI open them by default."""
+"""Where the project and its bundled sample models and data live (the app and CLI open the samples by default)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_models"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent  # where worker and runner processes import optimizer from
+SAMPLE_DIR = PROJECT_ROOT / "sample_models"
 DEFAULT_MODEL = SAMPLE_DIR / "digits_cnn.keras"
 DEFAULT_DATA = SAMPLE_DIR / "digits.npz"
 SAMPLES = {

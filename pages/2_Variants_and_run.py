@@ -2,9 +2,8 @@
 
 import streamlit as st
 
-from optimizer.evaluate import Task
-from optimizer.intake import ModelFormat, model_format, source_of
-from optimizer.jobs import JobRequest, submit
+from optimizer.intake.model import ModelFormat, model_format, source_of
+from optimizer.measure.evaluate import Task
 from optimizer.variants import KINDS, VariantKind, default_kinds, spec_with_options
 from ui import services, state, widgets
 
@@ -57,12 +56,11 @@ with widgets.user_errors():
                        "sparse, 2:4 or clustered weights faster. Each technique starts from a fresh copy of the "
                        "model and fine-tunes on the labelled calibration split with a fixed seed.")
     specs = [spec_with_options(k, options) for k in chosen]
-    request = JobRequest(**choice.request_inputs(), variants=[s.to_dict() for s in specs], threads=int(threads),
-                         timed_runs=int(timed_runs), warmup_runs=int(warmup_runs), task=task, seed=int(seed))
+    request = services.job_request(choice, specs, threads=int(threads), timed_runs=int(timed_runs),
+                                   warmup_runs=int(warmup_runs), task=task, seed=int(seed))
     blocked = widgets.run_blocker(store, request, check) or (None if chosen else "Choose at least one variant kind.")
     if widgets.run_button("Run", key="run_button", blocked=blocked):
-        state.set_current_run(submit(store, request, session=state.session_id()))
-        services.scheduler().wake()
+        services.start_run(request)
         st.rerun()  # redraw Run as off while this run is active
 
 if run_id:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from optimizer.charts import (
+from optimizer.report.charts import (
     Budget,
     calibration_study_figure,
     latency_distribution_figure,
@@ -17,8 +17,8 @@ from optimizer.charts import (
     search_curve_figure,
     tradeoff_figure,
 )
-from optimizer.report import html_report
-from optimizer.results import to_frame
+from optimizer.report.html import html_report
+from optimizer.report.results import to_frame
 from ui import services, widgets
 
 st.set_page_config(page_title="Compare", layout="wide")

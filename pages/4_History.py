@@ -3,8 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from optimizer.charts import tradeoff_figure
-from optimizer.results import to_frame
+from optimizer.report.charts import tradeoff_figure
+from optimizer.report.results import to_frame
 from ui import services, state, widgets
 
 st.set_page_config(page_title="History", layout="wide")

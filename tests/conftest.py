@@ -11,7 +11,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
 
 from optimizer.paths import SAMPLE_DIR  # noqa: E402
-from optimizer.pipeline import RunOptions, RunResult, run_comparison  # noqa: E402
+from optimizer.run.options import RunOptions
+from optimizer.run.pipeline import RunResult, run_comparison  # noqa: E402
 from optimizer.variants import VariantSpec  # noqa: E402
 
 DIGITS_MODEL = SAMPLE_DIR / "digits_cnn.keras"

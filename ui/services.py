@@ -10,13 +10,16 @@ from typing import Any
 
 import streamlit as st
 
-from optimizer.data import prepare_data
 from optimizer.errors import InputRejected, OptimizerError, StoreUnavailable, user_message
-from optimizer.intake import file_sha256
-from optimizer.isolation import WorkerLimits
-from optimizer.jobs import Scheduler
-from optimizer.pipeline import inspect
-from optimizer.store import Retention, RunStore
+from optimizer.intake.data import prepare_data
+from optimizer.intake.model import file_sha256
+from optimizer.jobs.runner import JobRequest, submit
+from optimizer.jobs.scheduler import Scheduler
+from optimizer.jobs.store import Retention, RunStore
+from optimizer.run.isolation import WorkerLimits
+from optimizer.run.options import RunOptions
+from optimizer.run.pipeline import inspect
+from optimizer.variants import VariantSpec
 from ui import state
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -59,6 +62,20 @@ def store() -> RunStore:
         st.stop()
     runs.touch_session(state.session_id())
     return runs
+
+
+def job_request(choice: state.Selection, specs: list[VariantSpec] | None = None, **options: Any) -> JobRequest:
+    """The request for a run of this selection: its files, the variants, and RunOptions (as the CLI builds)."""
+    return JobRequest(**choice.request_inputs(), variants=[s.to_dict() for s in specs or []],
+                      options=RunOptions(label_column=choice.label_column, **options))
+
+
+def start_run(request: JobRequest) -> str:
+    """The one door through which the pages queue a run: submit, wake the scheduler, follow the run."""
+    run_id = submit(store(), request, session=state.session_id())
+    scheduler().wake()
+    state.set_current_run(run_id)
+    return run_id
 
 
 def uploads_dir() -> Path:

@@ -40,8 +40,8 @@ class Selection:
                 "eval_data": _s(self.eval_data)}
 
     def request_inputs(self) -> dict[str, Any]:
-        """The JobRequest fields this selection fills: the files and the label column."""
-        return {"model": str(self.model), **self.data_paths(), "label_column": self.label_column}
+        """The JobRequest fields this selection fills: the files (the label column is a run option)."""
+        return {"model": str(self.model), **self.data_paths()}
 
     def data_files(self) -> list[Path]:
         return [p for p in (self.data, self.labels, self.calib, self.eval_data) if p]

@@ -13,9 +13,9 @@ import pandas as pd
 import streamlit as st
 
 from optimizer.errors import OptimizerError, user_message
-from optimizer.jobs import JobRequest
-from optimizer.results import to_frame
-from optimizer.store import ACTIVE, RunStore
+from optimizer.jobs.runner import JobRequest
+from optimizer.jobs.store import ACTIVE, RunStore
+from optimizer.report.results import to_frame
 from ui import state
 
 TABLE_COLUMNS = ["variant", "status", "size_bytes", "gzip_bytes", "size_ratio", "latency_ms_p50", "latency_ms_p95",
@@ -188,7 +188,7 @@ def flip_gallery(job_dir: Any, row: dict[str, Any], reference: str, class_names:
     """The evaluation inputs whose predicted class changed against the reference, when they are images."""
     import numpy as np
 
-    from optimizer.evaluate import predicted_classes
+    from optimizer.measure.evaluate import predicted_classes
 
     work = job_dir / "work"
     inputs_path, outputs_path = work / "eval_x.npy", work / "outputs" / f"{row['variant']}.npy"

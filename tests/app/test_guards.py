@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from optimizer.store import ACTIVE, RunStore
+from optimizer.jobs.store import ACTIVE, RunStore
 from tests.app.test_pages import _app
 from tests.conftest import CANCER_DATA, CANCER_MODEL
 from ui.state import Selection
@@ -142,7 +142,9 @@ def test_uploads_need_their_data_and_the_options_reach_the_job_request(runs_dir)
     try:
         assert record["model_name"] == "mlp.keras"
         options = record["options"]
-        assert (options["label_column"], options["task"], options["seed"]) == ("diagnosis", "classification", 7)
+        run_options = options["options"]
+        assert (run_options["label_column"], run_options["task"], run_options["seed"]) == \
+            ("diagnosis", "classification", 7)
         assert options["data"].endswith("cancer.csv") and [v["kind"] for v in options["variants"]] == ["float16"]
         if store.get(record["id"])["status"] in ACTIVE:  # no second run of the same request while it is active
             assert at.button(key="run_button").disabled

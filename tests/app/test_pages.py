@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from optimizer.store import RunStore
+from optimizer.jobs.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = ["app.py", "pages/1_Model_and_data.py", "pages/2_Variants_and_run.py", "pages/3_Compare.py",
@@ -119,12 +119,13 @@ def test_the_streamlit_process_never_imports_tensorflow(tmp_path):
 
 
 def test_a_new_tab_finds_the_running_job_and_a_reload_follows_it(runs_dir):
-    from optimizer.jobs import JobRequest, submit
+    from optimizer.jobs.runner import JobRequest, submit
+    from optimizer.run.options import RunOptions
     from tests.conftest import CANCER_DATA, CANCER_MODEL
 
     first_tab = _app("pages/2_Variants_and_run.py").run()  # starts the scheduler of this server process
     store = RunStore(runs_dir)
-    run_id = submit(store, JobRequest(model=str(CANCER_MODEL), data=str(CANCER_DATA), warmup_runs=1,
+    run_id = submit(store, JobRequest(model=str(CANCER_MODEL), data=str(CANCER_DATA), options=RunOptions(warmup_runs=1),
                                       variants=[{"kind": "float16"}]), session="another-tab")
     second_tab = _app("pages/2_Variants_and_run.py").run()
     assert not second_tab.exception

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 from playwright.sync_api import expect
 
-from optimizer.store import ACTIVE, RunStore
+from optimizer.jobs.store import ACTIVE, RunStore
 from tests.browser.conftest import ARTIFACTS, ROOT
 from tests.conftest import DIGITS_DATA, DIGITS_MODEL
 
@@ -144,7 +144,7 @@ def test_an_uploaded_model_runs_twice_in_a_row(server, page, tmp_path):
 
 
 def test_runs_are_still_listed_after_a_server_restart(server, page):
-    from optimizer.store import RunStore
+    from optimizer.jobs.store import RunStore
 
     store = RunStore(server.runs_dir)
     run_id = store.create("seeded_model.keras", {"model": {"name": "seeded_model.keras", "sha256": "ab" * 32}}, {})

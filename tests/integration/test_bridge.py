@@ -4,8 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from optimizer.bridge import to_tf_keras
 from optimizer.errors import ModelRejected
+from optimizer.produce.bridge import to_tf_keras
 from tests.conftest import CANCER_MODEL, DIGITS_MODEL
 
 

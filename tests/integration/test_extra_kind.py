@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from optimizer.pipeline import RunOptions, run_comparison
+from optimizer.run.options import RunOptions
+from optimizer.run.pipeline import run_comparison
 from optimizer.variants import VariantSpec
 from tests.conftest import CANCER_DATA, CANCER_MODEL
 

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from optimizer.jobs import JobRequest, Scheduler, run_job, submit
-from optimizer.store import FINAL, RunStore
+from optimizer.jobs.runner import JobRequest, run_job, submit
+from optimizer.jobs.scheduler import Scheduler
+from optimizer.jobs.store import FINAL, RunStore
+from optimizer.run.options import RunOptions
 from optimizer.variants import VariantSpec
 from tests.conftest import CANCER_DATA, CANCER_MODEL, DIGITS_DATA, DIGITS_MODEL
 
@@ -24,8 +26,8 @@ PROJECT = Path(__file__).resolve().parents[2]
 SERVER = """
 import sys, time
 from pathlib import Path
-from optimizer.jobs import Scheduler
-from optimizer.store import RunStore
+from optimizer.jobs.scheduler import Scheduler
+from optimizer.jobs.store import RunStore
 Scheduler(RunStore(Path(sys.argv[1])), poll_s=0.2, warm=sys.argv[2] == "warm")
 print("server up", flush=True)
 time.sleep(3600)
@@ -44,7 +46,7 @@ def tiny_tflite(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _cheap(seed: int, *kinds: str) -> JobRequest:
-    return JobRequest(model=str(CANCER_MODEL), data=str(CANCER_DATA), warmup_runs=1, seed=seed,
+    return JobRequest(model=str(CANCER_MODEL), data=str(CANCER_DATA), options=RunOptions(warmup_runs=1, seed=seed),
                       variants=[VariantSpec(k).to_dict() for k in kinds])
 
 
@@ -135,8 +137,9 @@ def test_two_schedulers_on_one_runs_folder_run_each_job_once_and_one_at_a_time(t
     first, second = Scheduler(RunStore(root), poll_s=0.05), Scheduler(RunStore(root), poll_s=0.05)
     try:
         stores = (first.store, second.store)
-        run_ids = [submit(stores[i % 2], JobRequest(model=str(tiny_tflite), data=str(CANCER_DATA), warmup_runs=1,
-                                                    seed=i, variants=[VariantSpec("float32").to_dict()]),
+        run_ids = [submit(stores[i % 2], JobRequest(model=str(tiny_tflite), data=str(CANCER_DATA),
+                                                    options=RunOptions(warmup_runs=1, seed=i),
+                                                    variants=[VariantSpec("float32").to_dict()]),
                           session=f"s{i % 2}") for i in range(12)]
         assert len(set(run_ids)) == 12
         records = _wait_final(first.store, run_ids, timeout=900)
@@ -157,7 +160,7 @@ def test_a_server_killed_mid_job_leaves_one_final_state_and_no_second_heavy_job(
     root = tmp_path / "runs"
     store = RunStore(root)
     server = _server(root, warm=False)
-    first = submit(store, JobRequest(model=str(DIGITS_MODEL), data=str(DIGITS_DATA), warmup_runs=1,
+    first = submit(store, JobRequest(model=str(DIGITS_MODEL), data=str(DIGITS_DATA), options=RunOptions(warmup_runs=1),
                                      variants=[VariantSpec(k).to_dict() for k in ("int8", "float16",
                                                                                    "dynamic_range")]))
     deadline = time.monotonic() + 120

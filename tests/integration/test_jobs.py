@@ -7,14 +7,16 @@ import time
 
 import pytest
 
-from optimizer.jobs import JobRequest, Scheduler, submit
-from optimizer.store import RunStore
+from optimizer.jobs.runner import JobRequest, submit
+from optimizer.jobs.scheduler import Scheduler
+from optimizer.jobs.store import RunStore
+from optimizer.run.options import RunOptions
 from optimizer.variants import VariantSpec
 from tests.conftest import CANCER_DATA, CANCER_MODEL
 
 
 def _request(*kinds):
-    return JobRequest(model=str(CANCER_MODEL), data=str(CANCER_DATA), warmup_runs=1,
+    return JobRequest(model=str(CANCER_MODEL), data=str(CANCER_DATA), options=RunOptions(warmup_runs=1),
                       variants=[VariantSpec(k).to_dict() for k in kinds])
 
 
@@ -126,7 +128,7 @@ def test_a_warm_standby_takes_the_next_job_and_a_new_one_waits_after_it(tmp_path
 
 def test_a_run_handed_dead_warm_workers_starts_its_own(tmp_path):
     """A standby whose worker died while idle must not fail the job it takes: the run starts fresh workers."""
-    from optimizer.pipeline import WarmWorkers, run_comparison
+    from optimizer.run.pipeline import WarmWorkers, run_comparison
     from optimizer.variants import VariantKind
 
     warm = WarmWorkers.start(tmp_path / "standby")

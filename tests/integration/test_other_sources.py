@@ -4,7 +4,8 @@ import shutil
 from pathlib import Path
 
 from optimizer.paths import SAMPLE_DIR
-from optimizer.pipeline import RunOptions, run_comparison
+from optimizer.run.options import RunOptions
+from optimizer.run.pipeline import run_comparison
 from optimizer.variants import VariantKind, VariantSpec
 from tests.conftest import CANCER_MODEL, DIGITS_DATA, rows_by_name
 

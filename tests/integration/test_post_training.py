@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from optimizer.runtime import audit_ops, predict
+from optimizer.measure.runtime import audit_ops, predict
 from optimizer.variants import VariantKind
 from tests.conftest import DIGITS_DATA, rows_by_name
 

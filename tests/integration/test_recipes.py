@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from optimizer.runtime import audit_ops
+from optimizer.measure.runtime import audit_ops
 
 
 def _cases(result):

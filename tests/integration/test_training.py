@@ -2,8 +2,9 @@
 
 import numpy as np
 
-from optimizer.pipeline import RunOptions, run_comparison
-from optimizer.runtime import weight_stats
+from optimizer.measure.runtime import weight_stats
+from optimizer.run.options import RunOptions
+from optimizer.run.pipeline import run_comparison
 from optimizer.variants import VariantSpec
 from tests.conftest import CANCER_DATA, CANCER_MODEL, TRAINING, rows_by_name
 

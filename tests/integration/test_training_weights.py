@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from optimizer.bridge import EQUIVALENCE_TOLERANCE
 from optimizer.errors import InvalidOption, VariantFailed
+from optimizer.produce.bridge import EQUIVALENCE_TOLERANCE
 from optimizer.variants import VariantKind, VariantSpec
 
 pytestmark = pytest.mark.slow
@@ -89,7 +89,7 @@ def models() -> dict[str, tuple[Any, np.ndarray, np.ndarray, float]]:
 
 def _twin(model: Any, x: np.ndarray) -> Any:
     """The verified tf_keras twin (LayerNormalization's Keras 3 ``rms_scaling: False`` included)."""
-    from optimizer import bridge
+    from optimizer.produce import bridge
 
     twin, report = bridge.to_tf_keras(model, x[:16])
     assert report.max_abs_difference <= EQUIVALENCE_TOLERANCE
@@ -99,7 +99,7 @@ def _twin(model: Any, x: np.ndarray) -> Any:
 def _train(models: dict[str, Any], name: str, spec: VariantSpec) -> Any:
     import tf_keras
 
-    from optimizer.training import train_variant
+    from optimizer.produce.training import train_variant
 
     model, x, y, _ = models[name]
     twin = _twin(model, x)
@@ -174,7 +174,7 @@ def _old_clone_wrapping(model: Any, wrap: Any) -> tuple[Any, list[str]]:
 @pytest.mark.parametrize("variant", ["prune50", "cluster16"])
 @pytest.mark.parametrize("name", MODELS)
 def test_the_start_check_catches_reinitialised_layers(models, monkeypatch, name, variant):
-    from optimizer import training
+    from optimizer.produce import training
 
     monkeypatch.setattr(training, "_clone_wrapping", _old_clone_wrapping)
     with pytest.raises(VariantFailed, match="before fine-tuning.*differ.*does not start from the trained weights"):
@@ -182,7 +182,7 @@ def test_the_start_check_catches_reinitialised_layers(models, monkeypatch, name,
 
 
 def test_calibration_samples_must_be_a_whole_number():
-    from optimizer.training import TrainedModel, convert_trained
+    from optimizer.produce.training import TrainedModel, convert_trained
 
     with pytest.raises(InvalidOption, match="calibration_samples"):
         convert_trained(TrainedModel(model=None, int8=True), np.zeros((4, 2), np.float32), 0)
@@ -192,7 +192,8 @@ def test_calibration_samples_must_be_a_whole_number():
 def test_full_run_fine_tunes_from_the_trained_weights(models, tmp_path, name):
     """The real path: upload, bridge, training worker, conversion (int8 calibrated in the input's dtype, so
     int32 token ids too), evaluation."""
-    from optimizer.pipeline import RunOptions, run_comparison
+    from optimizer.run.options import RunOptions
+    from optimizer.run.pipeline import run_comparison
     from tests.conftest import rows_by_name
 
     model, x, y, _ = models[name]

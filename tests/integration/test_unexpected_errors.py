@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from optimizer import pipeline
-from optimizer.pipeline import RunOptions, run_comparison
+from optimizer.run import pipeline
+from optimizer.run.options import RunOptions
+from optimizer.run.pipeline import run_comparison
 from optimizer.variants import VariantSpec
 from tests.conftest import CANCER_DATA, CANCER_MODEL
 

@@ -16,9 +16,9 @@ import pytest
 from numpy.lib import format as npy_format
 from PIL import Image
 
-from optimizer import data as data_module
-from optimizer.data import check_data_files, format_bytes, prepare_data, read_data
 from optimizer.errors import DataRejected, user_message
+from optimizer.intake import data as data_module
+from optimizer.intake.data import check_data_files, format_bytes, prepare_data, read_data
 from tests.conftest import DIGITS_MODEL
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -127,7 +127,7 @@ def test_array_over_the_memory_limit_is_refused_even_when_complete(tmp_path, mon
 
 def test_memory_limit_comes_from_the_environment():
     env = {**os.environ, "STUDIO_MAX_ARRAY_MB": "3"}
-    code = "from optimizer.data import MAX_ARRAY_BYTES; print(MAX_ARRAY_BYTES)"
+    code = "from optimizer.intake.data import MAX_ARRAY_BYTES; print(MAX_ARRAY_BYTES)"
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                             timeout=120)
     assert result.stdout.strip() == str(3 * 1024**2), result.stderr

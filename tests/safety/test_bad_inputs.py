@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from optimizer.errors import DataRejected, ModelRejected, UnsafeArchive, user_message
-from optimizer.pipeline import RunOptions, inspect, run_comparison
+from optimizer.run.options import RunOptions
+from optimizer.run.pipeline import inspect, run_comparison
 from optimizer.variants import VariantSpec
 from tests.conftest import DIGITS_DATA, DIGITS_MODEL
 

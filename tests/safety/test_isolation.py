@@ -7,8 +7,8 @@ import threading
 import pytest
 
 from optimizer.errors import WorkerFailed
-from optimizer.isolation import WorkerLimits, run_task
-from optimizer.pipeline import inspect
+from optimizer.run.isolation import WorkerLimits, run_task
+from optimizer.run.pipeline import inspect
 from tests.conftest import DIGITS_MODEL
 
 
@@ -26,7 +26,7 @@ def test_killed_worker_is_reported_and_the_next_job_runs(tmp_path):
 
 
 def _kill_first_worker():
-    """Find our own optimizer.worker child and SIGKILL it, as a runtime crash would."""
+    """Find our own optimizer.run.worker child and SIGKILL it, as a runtime crash would."""
     import time
 
     deadline = time.monotonic() + 30
@@ -40,7 +40,7 @@ def _kill_first_worker():
                     cmdline = handle.read()
             except OSError:
                 continue
-            if int(fields[3]) == me and b"optimizer.worker" in cmdline:
+            if int(fields[3]) == me and b"optimizer.run.worker" in cmdline:
                 time.sleep(0.5)
                 os.kill(int(pid), signal.SIGKILL)
                 return
@@ -70,7 +70,8 @@ def test_cancel_stops_the_worker(tmp_path):
 def test_a_converter_crash_fails_one_variant_and_the_run_completes(tmp_path):
     """SIGKILL the conversion worker while it converts int8: that row fails with the reason, the variants
     it had not reached are converted by a fresh worker, and everything else is measured."""
-    from optimizer.pipeline import RunOptions, run_comparison
+    from optimizer.run.options import RunOptions
+    from optimizer.run.pipeline import run_comparison
     from tests.conftest import CANCER_DATA, CANCER_MODEL, rows_by_name
 
     killed = []
@@ -96,7 +97,7 @@ def test_a_spare_in_use_survives_the_thread_that_asked_for_it(tmp_path, digits_f
     that another thread is measuring with (a CI run lost int16x8's evaluation that way)."""
     import time
 
-    from optimizer.isolation import Spares
+    from optimizer.run.isolation import Spares
 
     def payload(runs):
         return {"model_path": str(digits_float_tflite), "sample_path": None, "threads": 1, "warmup_runs": 0,

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from optimizer.errors import StoreUnavailable, user_message
-from optimizer.jobs import JobRequest, run_job, submit
-from optimizer.store import Retention, RunStore
+from optimizer.jobs.runner import JobRequest, run_job, submit
+from optimizer.jobs.store import Retention, RunStore
+from optimizer.run.options import RunOptions
 from optimizer.variants import VariantSpec
 from tests.conftest import CANCER_DATA, CANCER_MODEL, DIGITS_MODEL
 
@@ -50,7 +51,7 @@ def _fill(folder: Path, leave_bytes: int) -> Path:
 
 
 def _request() -> JobRequest:
-    return JobRequest(model=str(CANCER_MODEL), data=str(CANCER_DATA), warmup_runs=1,
+    return JobRequest(model=str(CANCER_MODEL), data=str(CANCER_DATA), options=RunOptions(warmup_runs=1),
                       variants=[VariantSpec("float16").to_dict()])
 
 

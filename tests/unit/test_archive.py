@@ -3,8 +3,8 @@ import zipfile
 
 import pytest
 
-from optimizer.archive import ArchiveLimits, check_zip, safe_extract
 from optimizer.errors import UnsafeArchive
+from optimizer.intake.archive import ArchiveLimits, check_zip, safe_extract
 
 
 def _zip(path, entries):

@@ -1,7 +1,7 @@
 import pandas as pd
 
-from optimizer.charts import METRICS, Budget, pareto_front, recommend, tradeoff_figure
-from optimizer.report import html_report
+from optimizer.report.charts import METRICS, Budget, pareto_front, recommend, tradeoff_figure
+from optimizer.report.html import html_report
 
 
 def _frame():
@@ -55,7 +55,7 @@ def test_html_report_is_self_contained():
 def test_pareto_front_and_charts_of_a_run_with_nothing_measured():
     import pandas as pd
 
-    from optimizer.charts import METRICS, pareto_front, tradeoff_figure
+    from optimizer.report.charts import METRICS, pareto_front, tradeoff_figure
 
     failed = pd.DataFrame([{"variant": "float32", "status": "failed", "error": "converter crashed"}])
     assert pareto_front(failed, METRICS["size_bytes"], METRICS["latency_ms_p50"]).empty

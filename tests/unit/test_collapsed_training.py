@@ -1,6 +1,6 @@
 """A training variant whose accuracy collapses is flagged in its row, never shown as a plain ok."""
 
-from optimizer.pipeline import _flag_collapsed_training
+from optimizer.run.pipeline import _flag_collapsed_training
 
 
 def _row(variant, kind, accuracy, status="ok", error=None):

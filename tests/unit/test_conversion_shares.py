@@ -1,6 +1,6 @@
 """How the post-training variants are shared between the two conversion workers."""
 
-from optimizer.pipeline import _split_conversions
+from optimizer.run.pipeline import _split_conversions
 from optimizer.variants import VariantKind, VariantSpec
 
 

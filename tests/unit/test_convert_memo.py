@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from optimizer.convert import _Memo
+from optimizer.produce.convert import _Memo
 
 
 def test_equal_inputs_reuse_the_result_and_different_inputs_do_not():

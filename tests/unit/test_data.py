@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from optimizer.data import check_labels, fit_to_input, prepare_data, read_data
 from optimizer.errors import DataRejected
+from optimizer.intake.data import check_labels, fit_to_input, prepare_data, read_data
 
 IMAGE_INPUT = [None, 8, 8, 1]
 TEN_CLASSES = [None, 10]

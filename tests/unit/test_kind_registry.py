@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from optimizer.errors import InvalidOption
-from optimizer.recipes import recipe_for
+from optimizer.produce.recipes import recipe_for
+from optimizer.run.worker import TASKS
 from optimizer.variants import (
     INT8,
     KINDS,
@@ -23,7 +24,6 @@ from optimizer.variants import (
     default_kinds,
     parse_variant_list,
 )
-from optimizer.worker import TASKS
 
 PROJECT = Path(__file__).resolve().parents[2]
 

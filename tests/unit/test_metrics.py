@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from optimizer.errors import DataRejected, WorkerFailed, user_message
-from optimizer.evaluate import Task, accuracy, fidelity, infer_task, mean_absolute_error
-from optimizer.measure import latency_stats
-from optimizer.runtime import dequantize_output, quantize_input
+from optimizer.measure.benchmark import latency_stats
+from optimizer.measure.evaluate import Task, accuracy, fidelity, infer_task, mean_absolute_error
+from optimizer.measure.runtime import dequantize_output, quantize_input
 
 
 def test_accuracy_and_mae_by_hand():
@@ -51,7 +51,7 @@ def test_user_messages_have_a_title_and_no_traceback():
 
 
 def test_per_class_accuracy_by_hand():
-    from optimizer.evaluate import per_class_accuracy
+    from optimizer.measure.evaluate import per_class_accuracy
 
     outputs = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]])
     assert per_class_accuracy(outputs, np.array([0, 0, 1, 1])) == {"0": 0.5, "1": 0.5}

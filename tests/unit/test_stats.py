@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from optimizer.stats import (
+from optimizer.measure.stats import (
     accuracy_significance,
     bootstrap_delta_interval,
     compare_latency,

@@ -1,7 +1,7 @@
 import pytest
 
 from optimizer.errors import InvalidOption
-from optimizer.store import RunStore
+from optimizer.jobs.store import RunStore
 
 
 def test_create_update_list_delete(tmp_path):
@@ -60,7 +60,7 @@ def test_only_a_dead_or_silent_runner_is_marked_interrupted(tmp_path, monkeypatc
     import os
     import time
 
-    from optimizer import store as store_module
+    from optimizer.jobs import store as store_module
 
     store = RunStore(tmp_path)
     live, silent, gone = (store.create(name, {}, {}) for name in ("live.keras", "silent.keras", "gone.keras"))

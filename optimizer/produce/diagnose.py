@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from optimizer.errors import VariantFailed
-from optimizer.evaluate import accuracy
+from optimizer.measure.evaluate import accuracy
 from optimizer.variants import VariantSpec
 
 # Uniform quantization noise has RMSE = scale / sqrt(12); layers far above that are flagged.
@@ -79,7 +79,7 @@ def selective_model(export_dir: str, samples: np.ndarray, float_layers: list[str
 
 
 def _accuracy_of(content: bytes, path: Path, x: np.ndarray, y: np.ndarray) -> float:
-    from optimizer.runtime import predict
+    from optimizer.measure.runtime import predict
 
     path.write_bytes(content)
     return accuracy(predict(path, x), y)
@@ -130,10 +130,10 @@ def diagnose_task(payload: dict[str, Any], report: Callable[[dict[str, Any]], No
     """Worker task for the mixed-precision kind: per-layer errors, the search, the calibration study."""
     import tensorflow as tf
 
-    from optimizer.convert import export_model
-    from optimizer.intake import load_checked
-    from optimizer.outcomes import Produced, produce_each
-    from optimizer.runtime import predict
+    from optimizer.intake.model import load_checked
+    from optimizer.measure.runtime import predict
+    from optimizer.produce.convert import export_model
+    from optimizer.produce.outcomes import Produced, produce_each
 
     workdir = Path(payload["workdir"])
     scratch = workdir / "diagnosis"

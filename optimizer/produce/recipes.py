@@ -14,7 +14,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from optimizer.calibration import representative_dataset_code
+from optimizer.produce.calibration import representative_dataset_code
 from optimizer.variants import INT8, VariantKind, VariantSpec
 
 _HEADER = '''"""Recipe for variant {name!r} ({label}), written by TFLite Optimization Studio.
@@ -81,7 +81,8 @@ def _module_source(module: Any) -> str:
 
 
 def _training(spec: VariantSpec, model_file: str, task: str, seed: int) -> str:
-    from optimizer import bridge, training, variants
+    from optimizer import variants
+    from optimizer.produce import bridge, training
 
     variants_source = inspect.getsource(variants).replace("from optimizer.errors import InvalidOption",
                                                           "InvalidOption = ValueError")

@@ -11,8 +11,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from optimizer.archive import check_zip, safe_extract
 from optimizer.errors import ModelRejected
+from optimizer.intake.archive import check_zip, safe_extract
 from optimizer.variants import SourceFormat
 
 
@@ -207,7 +207,7 @@ def load_checked(path: Path, workdir: Path) -> tuple[dict[str, Any], Any]:
     fmt = check_model_file(path)
     loaded: Any = None
     if fmt is ModelFormat.TFLITE:
-        from optimizer.runtime import describe
+        from optimizer.measure.runtime import describe
 
         summary = describe(path)
     elif fmt is ModelFormat.SAVED_MODEL_ZIP:

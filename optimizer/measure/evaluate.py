@@ -67,7 +67,7 @@ def fidelity(outputs: np.ndarray, reference: np.ndarray) -> dict[str, float]:
 
 def evaluate_task(payload: dict[str, Any], report: Any) -> dict[str, Any]:
     """Run one variant over the evaluation inputs, save its outputs, and score them."""
-    from optimizer.runtime import audit_ops, predict, weight_stats
+    from optimizer.measure.runtime import audit_ops, predict, weight_stats
 
     model_path = Path(payload["model_path"])
     x = np.load(payload["inputs_path"], allow_pickle=False)

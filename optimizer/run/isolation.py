@@ -1,4 +1,4 @@
-"""Run one task of :mod:`optimizer.worker` in a child process with a memory limit and a timeout.
+"""Run one task of :mod:`optimizer.run.worker` in a child process with a memory limit and a timeout.
 
 Parsing, converting or running an uploaded model can crash or hang the runtime (see stack notes), so it
 never happens in the caller's process. The child gets its own session (its whole group is killed on
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from optimizer.errors import OptimizerError, WorkerFailed
+from optimizer.paths import PROJECT_ROOT
 
 ProgressCallback = Callable[[dict[str, Any]], None]
 
@@ -41,7 +42,7 @@ def _child_env() -> dict[str, str]:
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env["CUDA_VISIBLE_DEVICES"] = "-1"  # there is no GPU; skip the probing noise
     env["PYTHONUNBUFFERED"] = "1"
-    project_root = str(Path(__file__).resolve().parent.parent)
+    project_root = str(PROJECT_ROOT)
     env["PYTHONPATH"] = project_root + os.pathsep + env.get("PYTHONPATH", "")
     return env
 
@@ -64,7 +65,7 @@ def _reader(stream: Any, sink: queue.Queue[dict[str, Any] | None], ready: thread
 
 def _describe_exit(task: str, returncode: int, log_tail: str, limits: WorkerLimits) -> str:
     memory_gib = limits.memory_bytes / 1024**3
-    from optimizer.worker import MEMORY_MARKERS
+    from optimizer.run.worker import MEMORY_MARKERS
 
     if any(marker in log_tail for marker in MEMORY_MARKERS):
         return f"the {task} worker ran out of memory (limit {memory_gib:.1f} GiB)"
@@ -89,7 +90,7 @@ class Worker:
         workdir.mkdir(parents=True, exist_ok=True)
         self.log_path = workdir / f"{log_name or 'worker-' + task}.log"
         read_fd, write_fd = os.pipe()
-        command = [sys.executable, "-m", "optimizer.worker", task, str(write_fd), str(limits.memory_bytes)]
+        command = [sys.executable, "-m", "optimizer.run.worker", task, str(write_fd), str(limits.memory_bytes)]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 command, stdin=subprocess.PIPE, stdout=log, stderr=log, cwd=workdir, env=_child_env(),
@@ -193,7 +194,7 @@ class Spares:
     only its start (Python and the task's imports, about 0.1 s) happens while the caller does other work.
     An idle spare is blocked on its stdin, so it costs memory, not CPU: measurements stay undisturbed.
 
-    A child is killed when the thread that started it ends (PR_SET_PDEATHSIG, see optimizer.worker), so the
+    A child is killed when the thread that started it ends (PR_SET_PDEATHSIG, see optimizer.run.worker), so the
     spares are started by a thread of their own that lives until :meth:`close`, never by the caller's
     thread that happened to ask (it may end while another thread still uses the spare)."""
 

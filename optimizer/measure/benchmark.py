@@ -62,7 +62,7 @@ def current_rss_bytes() -> int:
 def benchmark(path: Path, sample: np.ndarray | None, threads: int = 1, warmup_runs: int = 10,
               timed_runs: int = 50) -> dict[str, Any]:
     """Time one model in this process; call it only in a fresh process so memory figures are its own."""
-    from optimizer.runtime import RUNTIME_NAME, load_interpreter, quantize_input, runtime_version
+    from optimizer.measure.runtime import RUNTIME_NAME, load_interpreter, quantize_input, runtime_version
 
     rss_before = current_rss_bytes()
     started = time.perf_counter()

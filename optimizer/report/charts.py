@@ -163,7 +163,7 @@ def per_class_delta_figure(rows: list[dict[str, Any]], class_names: list[str] | 
 def layer_error_figure(layers: list[dict[str, Any]]) -> go.Figure:
     """Quantization error of each layer in graph order (RMSE / scale), flagged layers in red, with the level
     of pure rounding noise (1/sqrt(12)) for reference."""
-    from optimizer.diagnose import FLAG_FACTOR, NOISE_RMSE_PER_SCALE
+    from optimizer.produce.diagnose import FLAG_FACTOR, NOISE_RMSE_PER_SCALE
 
     ordered = sorted(layers, key=lambda row: row["graph_order"])
     labels = [f"{row['graph_order']}: {row['op_name']}" for row in ordered]

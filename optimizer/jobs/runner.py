@@ -1,12 +1,10 @@
-"""Background jobs: a queue in the run store, a scheduler that starts one runner process per job, and the
-runner itself (``python -m optimizer.jobs RUNS_DIR RUN_ID``, or ``RUNS_DIR --standby`` for a runner started
-before its job: it starts its TensorFlow workers at once and reads the run id from stdin).
+"""A job from submit to its final state: the request, its publication in the store, and the runner process
+(``python -m optimizer.jobs.runner RUNS_DIR RUN_ID``, or ``RUNS_DIR --standby SERVER_PID`` for a runner
+started before its job: it starts its TensorFlow workers at once and reads the run id from stdin).
 
 The app (or any caller) only submits and reads; the heavy work happens in the runner and its workers, so
-the caller stays responsive, survives a crashed job, and finds the job again after a page reload. At most
-``max_running`` jobs run at once (default one: a benchmark wants the CPU to itself); the rest wait in order.
-With ``warm=True`` the scheduler keeps one standby runner, started only while no job runs (its imports must
-not disturb a measurement), which takes the next job without waiting for TensorFlow to import.
+the caller stays responsive, survives a crashed job, and finds the job again after a page reload. The
+scheduler (:mod:`optimizer.jobs.scheduler`) decides when a runner starts.
 """
 
 from __future__ import annotations
@@ -17,27 +15,25 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
-import uuid
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from optimizer.errors import InvalidOption, OptimizerError, user_message
-from optimizer.evaluate import Task
-from optimizer.intake import file_sha256
-from optimizer.pipeline import RunOptions, WarmWorkers, run_comparison
-from optimizer.store import HEARTBEAT_S, Retention, RunStore, new_run_id, unwritable
+from optimizer.intake.model import file_sha256
+from optimizer.jobs.store import HEARTBEAT_S, RunStore, new_run_id, unwritable
+from optimizer.run.options import RunOptions
+from optimizer.run.pipeline import WarmWorkers, run_comparison
 from optimizer.variants import VariantSpec
 
 
 @dataclass(frozen=True)
 class JobRequest:
-    """What to run: input files (copied into the job folder on submit), variants and every run option the
-    command line has."""
+    """What to run: the input files (copied into the job folder on submit), the variants and the run's
+    options, the same :class:`RunOptions` the command line builds."""
 
     model: str
     data: str | None = None
@@ -45,24 +41,14 @@ class JobRequest:
     calib: str | None = None
     eval_data: str | None = None
     variants: list[dict[str, Any]] = field(default_factory=list)
-    threads: int = 1
-    timed_runs: int = 50
-    warmup_runs: int = 10
-    task: str | None = None
-    seed: int = 0
-    label_column: str = "label"
-    eval_fraction: float = 0.5
-
-    def options(self) -> RunOptions:
-        return RunOptions(threads=self.threads, timed_runs=self.timed_runs, warmup_runs=self.warmup_runs,
-                          task=Task(self.task) if self.task else None, seed=self.seed,
-                          label_column=self.label_column, eval_fraction=self.eval_fraction)
+    options: RunOptions = field(default_factory=RunOptions)
 
     def specs(self) -> list[VariantSpec] | None:
         return [VariantSpec.from_dict(v) for v in self.variants] or None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**{name: getattr(self, name) for name in _INPUT_FIELDS}, "variants": list(self.variants),
+                "options": self.options.to_dict()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobRequest:
@@ -70,7 +56,8 @@ class JobRequest:
         unknown = set(data) - known
         if unknown:
             raise InvalidOption(f"job request: unknown fields {sorted(unknown)}")
-        return cls(**data)
+        options = RunOptions.from_dict(data.get("options") or {})
+        return cls(**{**data, "options": options})
 
 
 _INPUT_FIELDS = ("model", "data", "labels", "calib", "eval_data")
@@ -89,8 +76,7 @@ def submit(store: RunStore, request: JobRequest, session: str | None = None) -> 
     inputs and options is queued or running, returns that run's id instead of queuing a duplicate.
 
     Raises InvalidOption for a bad request and StoreUnavailable when the runs folder cannot be written."""
-    request.options()  # validates threads/runs
-    request.specs()  # validates variant specs
+    request.specs()  # validates variant specs (the options validated themselves)
     sources = {name: getattr(request, name) for name in _INPUT_FIELDS if getattr(request, name)}
     for name, value in sources.items():
         if not Path(value).is_file():
@@ -216,7 +202,7 @@ def run_job(store: RunStore, run_id: str, warm: WarmWorkers | None = None) -> No
         result = run_comparison(
             Path(local["model"]), job_dir, request.specs(),
             data=_path(local.get("data")), labels=_path(local.get("labels")), calib=_path(local.get("calib")),
-            eval_data=_path(local.get("eval_data")), options=request.options(), on_progress=recorder, cancel=cancel,
+            eval_data=_path(local.get("eval_data")), options=request.options, on_progress=recorder, cancel=cancel,
             warm=warm)
         recorder.flush()
         manifest = {**result.manifest, "request": local}
@@ -246,161 +232,6 @@ def _fail(store: RunStore, run_id: str, recorder: _ProgressRecorder, status: str
 
 def _path(value: str | None) -> Path | None:
     return Path(value) if value else None
-
-
-HOUSEKEEPING_S = 600.0
-
-
-class Scheduler:
-    """Starts queued jobs as runner processes and notices runners that die. Created once per server process.
-
-    Several schedulers (several servers on one runs folder) share the work safely: each job is claimed by
-    exactly one of them in one store transaction, at most ``max_running`` jobs of the folder run at once
-    whoever started them, and only a run whose runner is gone or silent is marked interrupted. A runner
-    outlives its server (it finishes its job and records it; a restarted server counts it as running), while
-    the standby runner, which holds no job yet, dies with the server."""
-
-    def __init__(self, store: RunStore, max_running: int = 1, poll_s: float = 0.5, warm: bool = False,
-                 retention: Retention | None = None) -> None:
-        if max_running < 1:
-            raise InvalidOption(f"max_running: expected at least 1; found {max_running}")
-        self.store, self.max_running, self.poll_s, self.warm = store, max_running, poll_s, warm
-        self.retention = retention
-        self._last_housekeeping = -HOUSEKEEPING_S
-        self.server_id = uuid.uuid4().hex
-        self._running: dict[str, subprocess.Popen[bytes]] = {}
-        self._standby: subprocess.Popen[bytes] | None = None
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        store.reap_dead()  # runs whose runner died with an earlier server
-        self._thread = threading.Thread(target=self._loop, name="job-scheduler", daemon=True)
-        self._thread.start()
-
-    def running_pids(self) -> dict[str, int]:
-        with self._lock:
-            return {run_id: process.pid for run_id, process in self._running.items()}
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        self._thread.join(timeout=5)
-        with self._lock:
-            if self._standby is not None:
-                _stop_process(self._standby)
-                self._standby = None
-
-    def wake(self) -> None:
-        """Look at the queue now (after a submit) instead of at the next poll."""
-        self._wake.set()
-
-    def standby_pid(self) -> int | None:
-        with self._lock:
-            return self._standby.pid if self._standby is not None else None
-
-    def standby_ready(self) -> bool:
-        """A standby runner is waiting with TensorFlow loaded: the next job starts without the import."""
-        with self._lock:
-            standby = self._standby
-        return standby is not None and standby.poll() is None and \
-            (standby_dir(self.store, standby.pid) / "ready").exists()
-
-    def tick(self) -> None:
-        """Reap this server's finished runners, then claim and start queued jobs while the folder-wide limit
-        allows; keep a standby only while no job of the folder runs or waits."""
-        with self._lock:
-            self._reap_own()
-            if self._standby is not None and self._standby.poll() is not None:
-                self._standby = None  # it died while waiting; a new one starts when the machine is idle
-            while (record := self.store.claim_next(self.server_id, self.max_running)) is not None:
-                self._start_claimed(record["id"])
-            idle = not self._running and self.store.running_count() == 0 and \
-                not self.store.list(limit=1, status=("queued",))
-            if self.warm and self._standby is None and idle:
-                self._standby = self._start_runner(None)
-        self._housekeeping()
-
-    def _housekeeping(self) -> None:
-        """Now and then: apply the retention policy and remove uploads no live session uses."""
-        now = time.monotonic()
-        if self.retention is None or now - self._last_housekeeping < HOUSEKEEPING_S:
-            return
-        self._last_housekeeping = now
-        self.store.enforce_retention(self.retention)
-        self.store.clean_uploads()
-
-    def _reap_own(self) -> None:
-        for run_id, process in list(self._running.items()):
-            code = process.poll()
-            if code is None:
-                continue
-            del self._running[run_id]
-            if code != 0:
-                reason = (f"killed by {signal.Signals(-code).name}" if code < 0 and -code in
-                          signal.Signals._value2member_map_ else f"exit code {code}")
-                self.store.finish_if_active(run_id, "failed", f"the job's worker process stopped ({reason})")
-            else:
-                self.store.finish_if_active(run_id, "failed", "the job's worker process ended without a result")
-
-    def _start_claimed(self, run_id: str) -> None:
-        try:
-            process = self._take_standby(run_id) or self._start_runner(run_id)
-        except OSError as exc:
-            self.store.finish_if_active(run_id, "failed", user_message(unwritable(self.store.root, exc)))
-            return
-        self._running[run_id] = process
-        self.store.heartbeat(run_id, process.pid)
-
-    def _start_runner(self, run_id: str | None) -> subprocess.Popen[bytes]:
-        if run_id is None:
-            folder = self.store.root / "standby"
-            folder.mkdir(parents=True, exist_ok=True)
-            log_path = folder / "standby-runner.log"
-            command = [str(self.store.root), "--standby", str(os.getpid())]
-        else:
-            log_path = self.store.job_dir(run_id) / "runner.log"
-            command = [str(self.store.root), run_id]
-        with open(log_path, "ab") as log:
-            return subprocess.Popen(
-                [sys.executable, "-m", "optimizer.jobs", *command],
-                stdout=log, stderr=log, stdin=subprocess.PIPE if run_id is None else subprocess.DEVNULL,
-                start_new_session=True, cwd=Path(__file__).resolve().parent.parent)
-
-    def _take_standby(self, run_id: str) -> subprocess.Popen[bytes] | None:
-        """Hand the job to the standby runner, if one is alive; it stops being the standby."""
-        standby, self._standby = self._standby, None
-        if standby is None or standby.poll() is not None or standby.stdin is None:
-            return None
-        try:
-            standby.stdin.write(f"{run_id}\n".encode())
-            standby.stdin.close()
-        except (BrokenPipeError, ValueError):
-            _stop_process(standby)
-            return None
-        return standby
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(self.poll_s)
-            self._wake.clear()
-            if self._stop.is_set():
-                return
-            with contextlib.suppress(Exception):  # a transient DB error must not stop the scheduler
-                self.tick()
-
-
-def _stop_process(process: subprocess.Popen[bytes]) -> None:
-    """Stop a standby runner: closing its stdin tells it no job comes; killing is the fallback."""
-    with contextlib.suppress(OSError, ValueError):
-        if process.stdin is not None:
-            process.stdin.close()
-    try:
-        process.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=5)
 
 
 STANDBY_READY_TIMEOUT_S = 300.0
@@ -433,7 +264,7 @@ def standby(store: RunStore, server_pid: int | None = None) -> int:
     warm = WarmWorkers.start(folder)
 
     def mark_ready() -> None:
-        importlib.import_module("optimizer.stats")  # scipy, for the statistics at the end of a run
+        importlib.import_module("optimizer.measure.stats")  # scipy, for the statistics at the end of a run
         if warm.wait_ready(STANDBY_READY_TIMEOUT_S):
             (folder / "ready").touch()
 

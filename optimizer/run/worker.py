@@ -1,4 +1,4 @@
-"""Child-process entry point: ``python -m optimizer.worker TASK EVENT_FD MEMORY_BYTES``.
+"""Child-process entry point: ``python -m optimizer.run.worker TASK EVENT_FD MEMORY_BYTES``.
 
 Sets its own resource limits first, reads the JSON payload from stdin, runs the task and writes JSON lines
 (progress, then one result or error) to the event pipe. Tasks are imported lazily, so a benchmark child
@@ -16,14 +16,14 @@ import traceback
 from typing import Any
 
 TASKS: dict[str, str] = {
-    "inspect": "optimizer.intake:inspect_task",
-    "prepare": "optimizer.convert:prepare_task",
-    "convert": "optimizer.convert:convert_task",
-    "convert_tflite": "optimizer.convert:convert_task",  # float .tflite uploads: no TensorFlow preloaded
-    "train": "optimizer.training:train_task",
-    "diagnose": "optimizer.diagnose:diagnose_task",
-    "evaluate": "optimizer.evaluate:evaluate_task",
-    "benchmark": "optimizer.measure:benchmark_task",
+    "inspect": "optimizer.intake.model:inspect_task",
+    "prepare": "optimizer.produce.convert:prepare_task",
+    "convert": "optimizer.produce.convert:convert_task",
+    "convert_tflite": "optimizer.produce.convert:convert_task",  # float .tflite uploads: no TensorFlow preloaded
+    "train": "optimizer.produce.training:train_task",
+    "diagnose": "optimizer.produce.diagnose:diagnose_task",
+    "evaluate": "optimizer.measure.evaluate:evaluate_task",
+    "benchmark": "optimizer.measure.benchmark:benchmark_task",
 }
 # Imported before the payload is read, so a worker started early is ready when its job arrives.
 PRELOAD: dict[str, list[str]] = {
@@ -31,8 +31,8 @@ PRELOAD: dict[str, list[str]] = {
     "convert": ["tensorflow", "keras"],
     "train": ["tensorflow", "keras", "tf_keras", "tensorflow_model_optimization"],
     "diagnose": ["tensorflow", "keras"],
-    "evaluate": ["optimizer.runtime"],  # LiteRT only; never TensorFlow
-    "benchmark": ["optimizer.runtime"],
+    "evaluate": ["optimizer.measure.runtime"],  # LiteRT only; never TensorFlow
+    "benchmark": ["optimizer.measure.runtime"],
 }
 
 

@@ -25,8 +25,8 @@ from typing import IO, Any
 import numpy as np
 from numpy.lib import format as npy_format
 
-from optimizer.archive import ArchiveLimits, check_zip
 from optimizer.errors import DataRejected
+from optimizer.intake.archive import ArchiveLimits, check_zip
 
 MAX_FILE_BYTES = 1024**3
 ARRAY_LIMIT_VARIABLE = "STUDIO_MAX_ARRAY_MB"

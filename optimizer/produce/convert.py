@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from optimizer.calibration import Dataset, representative_dataset, representative_samples
 from optimizer.errors import VariantFailed
-from optimizer.intake import ModelFormat, load_checked
-from optimizer.outcomes import Produced, produce_each
+from optimizer.intake.model import ModelFormat, load_checked
+from optimizer.produce.calibration import Dataset, representative_dataset, representative_samples
+from optimizer.produce.outcomes import Produced, produce_each
 from optimizer.variants import KINDS, VariantKind, VariantSpec
 
 
@@ -109,7 +109,7 @@ def quantize_tflite(float_model: Path, kind: str, samples: np.ndarray | None,
     from ai_edge_quantizer import quantizer
     from ai_edge_quantizer.utils.validation_utils import ValidationErrorMetric
 
-    from optimizer.runtime import load_interpreter
+    from optimizer.measure.runtime import load_interpreter
 
     engine = quantizer.Quantizer(str(float_model))
     engine.load_quantization_recipe(_aeq_recipe(kind))

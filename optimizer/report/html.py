@@ -8,14 +8,14 @@ from typing import Any
 
 import plotly.io as pio
 
-from optimizer.charts import (
+from optimizer.report.charts import (
     Budget,
     latency_distribution_figure,
     per_class_delta_figure,
     quality_metric,
     tradeoff_figure,
 )
-from optimizer.results import to_frame
+from optimizer.report.results import to_frame
 
 REPORT_COLUMNS = ["variant", "status", "size_bytes", "gzip_bytes", "latency_ms_p50", "latency_ms_p95",
                   "memory_peak_bytes", "accuracy", "mae", "accuracy_delta", "fidelity_top1_agreement",

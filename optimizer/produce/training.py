@@ -1,6 +1,6 @@
 """Training-time variants with tensorflow-model-optimization: the only module that imports tfmot.
 
-Each technique starts from a fresh tf_keras twin of the uploaded Keras 3 model (see :mod:`optimizer.bridge`),
+Each technique starts from a fresh tf_keras twin of the uploaded Keras 3 model (see :mod:`optimizer.produce.bridge`),
 fine-tunes it on the labelled training split with a fixed seed, strips the training wrappers and converts
 it. The same number of epochs without any technique ("finetune_control") shows what more training alone did.
 """
@@ -18,8 +18,8 @@ from optimizer.errors import InvalidOption, VariantFailed
 from optimizer.variants import VariantKind, VariantSpec
 
 try:
-    from optimizer.bridge import EQUIVALENCE_TOLERANCE
-except ImportError:  # optimizer.recipes runs this module's source standalone, where the package is absent
+    from optimizer.produce.bridge import EQUIVALENCE_TOLERANCE
+except ImportError:  # optimizer.produce.recipes runs this module's source standalone, where the package is absent
     EQUIVALENCE_TOLERANCE = 1e-4
 
 ProgressCallback = Callable[[dict[str, Any]], None]
@@ -414,9 +414,9 @@ def train_task(payload: dict[str, Any], report: ProgressCallback) -> list[dict[s
 
     import tf_keras
 
-    from optimizer.bridge import to_tf_keras
-    from optimizer.intake import load_checked
-    from optimizer.outcomes import Produced, produce_each
+    from optimizer.intake.model import load_checked
+    from optimizer.produce.bridge import to_tf_keras
+    from optimizer.produce.outcomes import Produced, produce_each
 
     x = np.load(payload["calibration_path"], allow_pickle=False)
     y = np.load(payload["calibration_labels_path"], allow_pickle=False)

@@ -1,6 +1,6 @@
 """The one verb that runs a comparison: intake -> data -> conversions -> measurements -> result rows.
 
-Every step that touches the uploaded model runs in a worker (:mod:`optimizer.isolation`). A failed variant
+Every step that touches the uploaded model runs in a worker (:mod:`optimizer.run.isolation`). A failed variant
 becomes a row with its reason; only a refused model or refused data stops the run before anything ran.
 """
 
@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from optimizer.data import prepare_data
 from optimizer.errors import (
     InvalidOption,
     ModelRejected,
@@ -30,34 +29,16 @@ from optimizer.errors import (
     WorkerFailed,
     folder_unwritable,
 )
-from optimizer.evaluate import Task, infer_task
-from optimizer.intake import ModelFormat, check_model_file
-from optimizer.isolation import DEFAULT_LIMITS, Spares, Worker, WorkerLimits, run_task
-from optimizer.measure import cpu_name, file_sizes
-from optimizer.results import package_versions, save_results, to_frame
+from optimizer.intake.data import prepare_data
+from optimizer.intake.model import ModelFormat, check_model_file
+from optimizer.measure.benchmark import cpu_name, file_sizes
+from optimizer.measure.evaluate import Task, infer_task
+from optimizer.report.results import package_versions, save_results, to_frame
+from optimizer.run.isolation import DEFAULT_LIMITS, Spares, Worker, WorkerLimits, run_task
+from optimizer.run.options import RunOptions
 from optimizer.variants import KINDS, SourceFormat, VariantKind, VariantSpec, default_kinds
 
 ProgressCallback = Callable[[dict[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    threads: int = 1
-    warmup_runs: int = 10
-    timed_runs: int = 50
-    task: Task | None = None
-    seed: int = 0
-    eval_fraction: float = 0.5
-    label_column: str = "label"
-    limits: WorkerLimits = DEFAULT_LIMITS
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.threads <= 64:
-            raise InvalidOption(f"threads: expected 1..64; found {self.threads}")
-        if self.timed_runs < 50:
-            raise InvalidOption(f"timed_runs: expected at least 50 for stable percentiles; found {self.timed_runs}")
-        if self.warmup_runs < 0:
-            raise InvalidOption(f"warmup_runs: expected 0 or more; found {self.warmup_runs}")
 
 
 @dataclass
@@ -211,8 +192,8 @@ class _RunContext:
             self.progress({"stage": "measured", "variant": spec.name, "status": "failed"})
 
     def write_recipe(self, spec: VariantSpec, path: Path, outcome: dict[str, Any]) -> str | None:
-        """The script that reproduces this variant, next to its .tflite (see optimizer.recipes)."""
-        from optimizer.recipes import recipe_for
+        """The script that reproduces this variant, next to its .tflite (see optimizer.produce.recipes)."""
+        from optimizer.produce.recipes import recipe_for
 
         analysis = (outcome.get("extra") or {}).get("analysis") or {}
         text = recipe_for(spec, model_file=self.model_file, model_format=self.model_format,
@@ -391,7 +372,7 @@ def run_comparison(
     """
     progress = on_progress or (lambda event: None)
     # The statistics at the end need scipy (about 1 s to import): load it while the workers do the work.
-    threading.Thread(target=importlib.import_module, args=("optimizer.stats",), daemon=True).start()
+    threading.Thread(target=importlib.import_module, args=("optimizer.measure.stats",), daemon=True).start()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     wall_start = time.perf_counter()
     workdir = out_dir / "work"
@@ -635,8 +616,8 @@ def _add_statistics(rows: list[dict[str, Any]], context: _RunContext) -> None:
 def _row_statistics(row: dict[str, Any], reference: dict[str, Any] | None, reference_outputs: np.ndarray | None,
                     labels: np.ndarray | None, outputs_dir: Path, seed: int) -> None:
     """One variant's latency intervals and verdict, prediction flips and accuracy significance."""
-    from optimizer.evaluate import predicted_classes
-    from optimizer.stats import accuracy_significance, compare_latency, median_interval, prediction_flips
+    from optimizer.measure.evaluate import predicted_classes
+    from optimizer.measure.stats import accuracy_significance, compare_latency, median_interval, prediction_flips
 
     if row.get("timings_ms"):
         low, high = median_interval(row["timings_ms"])

@@ -1,0 +1,1 @@
+"""Background jobs: the run store (SQLite), the runner process and the scheduler."""

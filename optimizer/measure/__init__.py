@@ -1,0 +1,1 @@
+"""Measuring variants with LiteRT: runtime, op audit, accuracy and fidelity, latency, statistics."""

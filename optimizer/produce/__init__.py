@@ -1,0 +1,1 @@
+"""Producing variants: conversion (TensorFlow, ai-edge-quantizer), tfmot training, diagnosis, recipes."""

@@ -1,0 +1,1 @@
+"""Results as tables, Plotly charts and a self-contained HTML report."""

@@ -1,0 +1,1 @@
+"""One comparison run: the pure run plan, its named steps, and the isolated worker processes."""
