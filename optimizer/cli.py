@@ -21,6 +21,7 @@ from optimizer.intake.data import check_data_files
 from optimizer.intake.model import model_format, source_of
 from optimizer.measure.evaluate import Task
 from optimizer.paths import DEFAULT_DATA, DEFAULT_MODEL
+from optimizer.records import ProgressEvent, Stage
 from optimizer.run.options import RunOptions
 from optimizer.run.pipeline import inspect, run_comparison
 from optimizer.variants import parse_variant_list
@@ -121,13 +122,13 @@ def run(
         typer.echo(f"\nWrote {len(table)} rows and the .tflite files to {result.out_dir}")
 
 
-def _print_progress(event: dict[str, object]) -> None:
-    stage = event.get("stage")
-    if stage in ("converting", "evaluating", "benchmarking"):
-        typer.echo(f"  {stage} {event.get('variant')}", err=True)
-    elif stage == "training":
-        typer.echo(f"  training {event.get('variant')}: epoch {event.get('epoch')}/{event.get('epochs')}", err=True)
-    elif stage in ("inspecting", "checking data", "exporting"):
+def _print_progress(event: ProgressEvent) -> None:
+    stage = event.stage
+    if stage in (Stage.CONVERTING, Stage.EVALUATING, Stage.BENCHMARKING):
+        typer.echo(f"  {stage} {event.variant}", err=True)
+    elif stage is Stage.TRAINING:
+        typer.echo(f"  training {event.variant}: epoch {event.epoch}/{event.epochs}", err=True)
+    elif stage in (Stage.INSPECTING, Stage.CHECKING_DATA, Stage.EXPORTING):
         typer.echo(f"  {stage}", err=True)
 
 

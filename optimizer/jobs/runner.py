@@ -25,6 +25,7 @@ from typing import Any
 from optimizer.errors import InvalidOption, OptimizerError, user_message
 from optimizer.intake.model import file_sha256
 from optimizer.jobs.store import HEARTBEAT_S, RunStore, new_run_id, unwritable
+from optimizer.records import ProgressEvent, Stage
 from optimizer.run.options import RunOptions
 from optimizer.run.pipeline import WarmWorkers, run_comparison
 from optimizer.variants import VariantSpec
@@ -120,24 +121,21 @@ class _ProgressRecorder:
         self.state: dict[str, Any] = {"stage": "starting", "variants": {}, "log": []}
         self._last_write = 0.0
 
-    def __call__(self, event: dict[str, Any]) -> None:
-        stage = str(event.get("stage", ""))
-        variant = event.get("variant") or (event.get("outcome") or {}).get("name")
+    def __call__(self, event: ProgressEvent) -> None:
+        stage, variant = str(event.stage), event.variant
         if variant:
             entry = self.state["variants"].setdefault(variant, {})
             entry["stage"] = stage
-            if stage == "converted" and event["outcome"].get("status") != "ok":
-                entry.update(stage="failed", error=event["outcome"].get("error"))
-            if "status" in event:
-                entry["status"] = event["status"]
-            for key in ("epoch", "epochs"):
-                if key in event:
-                    entry[key] = event[key]
+            outcome = event.details.get("outcome") or {}
+            if event.stage is Stage.CONVERTED and outcome.get("status") != "ok":
+                entry.update(stage=str(Stage.FAILED), error=outcome.get("error"))
+            entry.update({k: v for k, v in (("status", event.status), ("epoch", event.epoch),
+                                            ("epochs", event.epochs)) if v is not None})
         else:
             self.state["stage"] = stage
         self.state["log"] = (self.state["log"] + [f"{time.strftime('%H:%M:%S')} {stage} {variant or ''}".strip()])[-50:]
         now = time.monotonic()
-        if now - self._last_write > 0.3 or stage in ("done", "measured", "converted"):
+        if now - self._last_write > 0.3 or event.stage in (Stage.DONE, Stage.MEASURED, Stage.CONVERTED):
             self.flush()
             self._last_write = now
 

@@ -77,9 +77,9 @@ def test_a_converter_crash_fails_one_variant_and_the_run_completes(tmp_path):
     killed = []
 
     def on_progress(event):
-        if event.get("stage") == "converting" and event.get("variant") == "int8" and not killed:
-            killed.append(event["pid"])
-            os.killpg(os.getpgid(event["pid"]), signal.SIGKILL)
+        if event.stage == "converting" and event.variant == "int8" and not killed:
+            killed.append(event.details["pid"])
+            os.killpg(os.getpgid(event.details["pid"]), signal.SIGKILL)
 
     result = run_comparison(CANCER_MODEL, tmp_path / "run", data=CANCER_DATA, on_progress=on_progress,
                             options=RunOptions(warmup_runs=1))

@@ -1,0 +1,201 @@
+"""What the steps of one run share (folders, data, options, the result rows being filled) and the measuring
+of one variant: sizes, op audit, accuracy and fidelity in a LiteRT worker, then latency and memory."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from optimizer.errors import OptimizerError
+from optimizer.measure.benchmark import file_sizes
+from optimizer.measure.evaluate import Task
+from optimizer.records import ProgressEvent, RunLayout, Stage
+from optimizer.run.isolation import Spares, run_task
+from optimizer.run.options import RunOptions
+from optimizer.variants import VariantKind, VariantSpec
+
+ProgressCallback = Callable[[ProgressEvent], None]
+
+
+def base_row(spec: VariantSpec) -> dict[str, Any]:
+    return {"variant": spec.name, "kind": str(spec.kind), "label": spec.info.label, "status": "ok",
+            "error": None, "expected_integer_only": spec.info.expect_integer_only}
+
+
+@dataclass
+class RunContext:
+    """What the stages of one run share: folders, data, options and the result rows being filled."""
+
+    layout: RunLayout
+    options: RunOptions
+    data_report: dict[str, Any]
+    task: Task | None
+    rows: dict[str, dict[str, Any]]
+    progress: ProgressCallback
+    cancel: threading.Event | None
+    model_file: str = ""
+    model_format: str = ""
+    reference_path: str | None = None
+    saved_model_dir: str | None = None
+    spares: dict[str, Spares] = field(default_factory=dict)  # evaluate / benchmark workers started ahead
+
+    def report(self, event: ProgressEvent | dict[str, Any]) -> None:
+        """Pass a progress event on, typed (workers send theirs as JSON dicts)."""
+        self.progress(event if isinstance(event, ProgressEvent) else ProgressEvent.from_dict(event))
+
+    def start_spares(self, task: str, expected: int, ahead: int) -> None:
+        self.spares[task] = Spares(task, workdir=self.layout.work_dir, limits=self.options.limits, cancel=self.cancel,
+                                   expected=expected, ahead=ahead, quiet=task == "benchmark")
+
+    def run_worker(self, task: str, payload: dict[str, Any]) -> Any:
+        if task in self.spares:
+            return self.spares[task].run(payload)
+        return run_task(task, payload, workdir=self.layout.work_dir, limits=self.options.limits, cancel=self.cancel)
+
+    def close_spares(self) -> None:
+        for spares in self.spares.values():
+            spares.close()
+
+    def fail_unexpectedly(self, spec: VariantSpec, step: str, error: BaseException) -> None:
+        """An error nobody planned for, while working on one variant: that variant is a failed row with the
+        reason, and the other variants go on."""
+        self.rows[spec.name].update(status="failed",
+                                    error=f"unexpected error while {step}: {type(error).__name__}: {error}"[:500])
+        with contextlib.suppress(Exception):
+            self.report(ProgressEvent(Stage.MEASURED, spec.name, status="failed"))
+
+    def write_recipe(self, spec: VariantSpec, path: Path, outcome: dict[str, Any]) -> str | None:
+        """The script that reproduces this variant, next to its .tflite (see optimizer.produce.recipes)."""
+        from optimizer.produce.recipes import recipe_for
+
+        analysis = (outcome.get("extra") or {}).get("analysis") or {}
+        text = recipe_for(spec, model_file=self.model_file, model_format=self.model_format,
+                          saved_model_dir=self.saved_model_dir, task=self.task.value if self.task else None,
+                          seed=self.options.seed, float_layers=analysis.get("float_layers"))
+        recipe = path.with_suffix(".py")
+        recipe.write_text(text)
+        return self.layout.relative(recipe)
+
+    def evaluate(self, spec: VariantSpec, outcome: dict[str, Any]) -> None:
+        """Sizes, the op audit, accuracy and fidelity of one converted variant (in a LiteRT-only worker)."""
+        row = self.rows[spec.name]
+        if outcome.get("status") != "ok":
+            row.update(status="failed", error=outcome.get("error") or "not converted")
+            return
+        path = Path(outcome["path"])
+        row.update(path=self.layout.relative(path),
+                   conversion_s=outcome.get("conversion_s"), **file_sizes(path), **outcome.get("extra", {}))
+        row["recipe_path"] = self.write_recipe(spec, path, outcome)
+        outputs_path = self.layout.outputs_of(spec.name)
+        outputs_path.parent.mkdir(parents=True, exist_ok=True)
+        self.report(ProgressEvent(Stage.EVALUATING, spec.name))
+        try:
+            evaluation = self.run_worker("evaluate", {
+                "model_path": str(path), "inputs_path": self.data_report["eval_path"],
+                "outputs_path": str(outputs_path), "threads": self.options.threads,
+                "labels_path": self.data_report["eval_labels_path"] if self.task else None,
+                "task": self.task.value if self.task else None,
+                "reference_path": self.reference_path if spec.kind is not VariantKind.FLOAT32 else None,
+            })
+        except OptimizerError as exc:
+            row.update(status="failed", error=str(exc))
+            return
+        audit = evaluation.pop("audit")
+        row.update(evaluation)
+        row.update(integer_only=audit["integer_only"], float_compute_ops=audit["float_compute_ops"],
+                   input_dtypes=audit["input_dtypes"], output_dtypes=audit["output_dtypes"],
+                   op_counts=audit["op_counts"], audit=audit,
+                   fidelity_inputs="synthetic" if self.data_report["source"] == "synthetic" else "evaluation",
+                   metric="accuracy" if "accuracy" in evaluation else "mae" if "mae" in evaluation else None)
+        if spec.kind is VariantKind.FLOAT32:
+            self.reference_path = str(outputs_path)
+        if spec.info.expect_integer_only and not audit["integer_only"]:
+            row["error"] = f"sold as integer-only but computes in float: {', '.join(audit['float_compute_ops'][:8])}"
+
+    def benchmark(self, spec: VariantSpec) -> None:
+        """Latency and memory in a fresh LiteRT-only worker, run while nothing else of ours runs."""
+        row = self.rows[spec.name]
+        self.report(ProgressEvent(Stage.BENCHMARKING, spec.name))
+        try:
+            row.update(self.run_worker("benchmark", {
+                "model_path": str(self.layout.root / row["path"]), "sample_path": self.data_report["eval_path"],
+                "threads": self.options.threads, "warmup_runs": self.options.warmup_runs,
+                "timed_runs": self.options.timed_runs,
+            }))
+        except OptimizerError as exc:
+            row.update(status="failed", error=str(exc))
+        for point in (row.get("analysis") or {}).get("search", {}).get("curve", []):
+            self._benchmark_curve_point(point)
+        self.report(ProgressEvent(Stage.MEASURED, spec.name, status=row["status"]))
+
+    def _benchmark_curve_point(self, point: dict[str, Any]) -> None:
+        """Latency of one candidate of the selective search, measured like every variant."""
+        try:
+            measured = self.run_worker("benchmark", {
+                "model_path": point["path"], "sample_path": self.data_report["eval_path"],
+                "threads": self.options.threads, "warmup_runs": self.options.warmup_runs,
+                "timed_runs": self.options.timed_runs})
+            point.update(latency_ms_p50=measured["latency_ms_p50"], latency_ms_p95=measured["latency_ms_p95"])
+        except OptimizerError as exc:
+            point["latency_error"] = str(exc)
+
+
+class Evaluator:
+    """Evaluates converted variants on background threads (one LiteRT worker each) while conversions go
+    on; float32 first, because every other variant's fidelity is measured against its outputs."""
+
+    def __init__(self, context: RunContext, threads: int = 2) -> None:
+        self.context = context
+        self._pending: list[tuple[VariantSpec, dict[str, Any]]] = []
+        self._closed = False
+        self._reference_done = False
+        self._condition = threading.Condition()
+        self._threads = [threading.Thread(target=self._loop, name=f"evaluator-{i}", daemon=True)
+                         for i in range(threads)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, spec: VariantSpec, outcome: dict[str, Any]) -> None:
+        with self._condition:
+            self._pending.append((spec, outcome))
+            self._condition.notify_all()
+
+    def close_and_wait(self) -> None:
+        with self._condition:
+            self._closed = True
+            self._condition.notify_all()
+        for thread in self._threads:
+            thread.join()
+
+    def _next(self) -> tuple[VariantSpec, dict[str, Any]] | None:
+        with self._condition:
+            while True:
+                for item in self._pending:
+                    if self._reference_done or item[0].kind is VariantKind.FLOAT32:
+                        self._pending.remove(item)
+                        return item
+                if self._closed:
+                    if not self._pending:
+                        return None
+                    self._reference_done = True  # float32 never came: evaluate the rest without it
+                    continue
+                self._condition.wait()
+
+    def _loop(self) -> None:
+        while (item := self._next()) is not None:
+            spec, outcome = item
+            try:
+                self.context.evaluate(spec, outcome)
+            except Exception as exc:  # noqa: BLE001 - any error fails this variant only; the run goes on
+                self.context.fail_unexpectedly(spec, "evaluating", exc)
+            finally:
+                if spec.kind is VariantKind.FLOAT32:
+                    with self._condition:
+                        self._reference_done = True
+                        self._condition.notify_all()
+
+
