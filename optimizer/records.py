@@ -97,3 +97,94 @@ class RunLayout:
         """A path inside the run as stored in its results (relative to the run folder when it is inside)."""
         root = self.root.resolve()
         return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One input or output of a model, by its name."""
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: str
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TensorInfo:
+        return cls(str(data.get("name", "")), tuple(data.get("shape") or ()), str(data.get("dtype", "")))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """What intake found in an upload: format, source kind, tensors by name, size, hash, parameters, layers."""
+
+    file_name: str
+    format: str
+    source: str
+    file_size_bytes: int
+    sha256: str
+    parameter_count: int
+    inputs: tuple[TensorInfo, ...]
+    outputs: tuple[TensorInfo, ...]
+    layers: tuple[dict[str, Any], ...] = ()
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelSummary:
+        """From the JSON an intake worker returns."""
+        return cls(file_name=str(data["file_name"]), format=str(data["format"]), source=str(data["source"]),
+                   file_size_bytes=int(data["file_size_bytes"]), sha256=str(data["sha256"]),
+                   parameter_count=int(data.get("parameter_count") or 0),
+                   inputs=tuple(TensorInfo.from_dict(t) for t in data["inputs"]),
+                   outputs=tuple(TensorInfo.from_dict(t) for t in data["outputs"]),
+                   layers=tuple(data.get("layers") or ()), raw=dict(data))
+
+    @property
+    def input(self) -> TensorInfo:
+        """The model's one input (models with several are the next step of the redesign)."""
+        return self.inputs[0]
+
+    @property
+    def output(self) -> TensorInfo:
+        return self.outputs[0]
+
+    def manifest(self) -> dict[str, Any]:
+        return {"file_name": self.file_name, "format": self.format, "source": self.source,
+                "file_size_bytes": self.file_size_bytes, "sha256": self.sha256,
+                "parameter_count": self.parameter_count, "inputs": [t.to_dict() for t in self.inputs],
+                "outputs": [t.to_dict() for t in self.outputs]}
+
+
+@dataclass(frozen=True)
+class DataReport:
+    """The checked data of a run, keyed by the model's tensor names: the calibration and evaluation arrays of
+    each input, and the labels of each labelled output (files in the run's work folder), plus the facts shown
+    to the user (source, split, sample counts, classes, notes, the data's hash)."""
+
+    source: str
+    calibration: dict[str, str]  # input name -> .npy path
+    evaluation: dict[str, str]
+    calibration_labels: dict[str, str]  # output name -> .npy path
+    evaluation_labels: dict[str, str]
+    facts: dict[str, Any]  # split, calibration_samples, eval_samples, sample_shape, labelled, classes, notes
+
+    @classmethod
+    def from_prepared(cls, report: dict[str, Any], model: ModelSummary) -> DataReport:
+        """From the report of :func:`optimizer.intake.data.prepare_data` (one input, one output)."""
+        def named(key: str, tensor: TensorInfo) -> dict[str, str]:
+            return {tensor.name: str(report[key])} if report.get(key) else {}
+
+        return cls(source=str(report["source"]), calibration=named("calibration_path", model.input),
+                   evaluation=named("eval_path", model.input),
+                   calibration_labels=named("calibration_labels_path", model.output),
+                   evaluation_labels=named("eval_labels_path", model.output),
+                   facts={k: v for k, v in report.items() if not k.endswith("_path")})
+
+    @property
+    def synthetic(self) -> bool:
+        return self.source == "synthetic"
+
+    def only(self, paths: dict[str, str]) -> str | None:
+        """The single tensor's file of a one-input (or one-output) mapping, None when there is none."""
+        return next(iter(paths.values()), None)

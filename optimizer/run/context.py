@@ -13,7 +13,7 @@ from typing import Any
 from optimizer.errors import OptimizerError
 from optimizer.measure.benchmark import file_sizes
 from optimizer.measure.evaluate import Task
-from optimizer.records import ProgressEvent, RunLayout, Stage
+from optimizer.records import DataReport, ProgressEvent, RunLayout, Stage
 from optimizer.run.isolation import Spares, run_task
 from optimizer.run.options import RunOptions
 from optimizer.variants import VariantKind, VariantSpec
@@ -32,7 +32,7 @@ class RunContext:
 
     layout: RunLayout
     options: RunOptions
-    data_report: dict[str, Any]
+    data: DataReport
     task: Task | None
     rows: dict[str, dict[str, Any]]
     progress: ProgressCallback
@@ -95,9 +95,9 @@ class RunContext:
         self.report(ProgressEvent(Stage.EVALUATING, spec.name))
         try:
             evaluation = self.run_worker("evaluate", {
-                "model_path": str(path), "inputs_path": self.data_report["eval_path"],
+                "model_path": str(path), "inputs_path": self.data.only(self.data.evaluation),
                 "outputs_path": str(outputs_path), "threads": self.options.threads,
-                "labels_path": self.data_report["eval_labels_path"] if self.task else None,
+                "labels_path": self.data.only(self.data.evaluation_labels) if self.task else None,
                 "task": self.task.value if self.task else None,
                 "reference_path": self.reference_path if spec.kind is not VariantKind.FLOAT32 else None,
             })
@@ -109,7 +109,7 @@ class RunContext:
         row.update(integer_only=audit["integer_only"], float_compute_ops=audit["float_compute_ops"],
                    input_dtypes=audit["input_dtypes"], output_dtypes=audit["output_dtypes"],
                    op_counts=audit["op_counts"], audit=audit,
-                   fidelity_inputs="synthetic" if self.data_report["source"] == "synthetic" else "evaluation",
+                   fidelity_inputs="synthetic" if self.data.synthetic else "evaluation",
                    metric="accuracy" if "accuracy" in evaluation else "mae" if "mae" in evaluation else None)
         if spec.kind is VariantKind.FLOAT32:
             self.reference_path = str(outputs_path)
@@ -122,7 +122,8 @@ class RunContext:
         self.report(ProgressEvent(Stage.BENCHMARKING, spec.name))
         try:
             row.update(self.run_worker("benchmark", {
-                "model_path": str(self.layout.root / row["path"]), "sample_path": self.data_report["eval_path"],
+                "model_path": str(self.layout.root / row["path"]),
+                "sample_path": self.data.only(self.data.evaluation),
                 "threads": self.options.threads, "warmup_runs": self.options.warmup_runs,
                 "timed_runs": self.options.timed_runs,
             }))
@@ -136,7 +137,7 @@ class RunContext:
         """Latency of one candidate of the selective search, measured like every variant."""
         try:
             measured = self.run_worker("benchmark", {
-                "model_path": point["path"], "sample_path": self.data_report["eval_path"],
+                "model_path": point["path"], "sample_path": self.data.only(self.data.evaluation),
                 "threads": self.options.threads, "warmup_runs": self.options.warmup_runs,
                 "timed_runs": self.options.timed_runs})
             point.update(latency_ms_p50=measured["latency_ms_p50"], latency_ms_p95=measured["latency_ms_p95"])

@@ -18,7 +18,7 @@ def add_statistics(rows: list[dict[str, Any]], context: RunContext) -> None:
     intervals), and which evaluation samples flipped class."""
     outputs_dir = context.layout.outputs_dir
     reference = next((r for r in rows if r["kind"] == VariantKind.FLOAT32.value and r["status"] == "ok"), None)
-    labels_path = context.data_report.get("eval_labels_path")
+    labels_path = context.data.only(context.data.evaluation_labels)
     labels = np.load(labels_path, allow_pickle=False) if labels_path and context.task is Task.CLASSIFICATION else None
     reference_outputs = None
     if reference is not None and (outputs_dir / f"{reference['variant']}.npy").exists():

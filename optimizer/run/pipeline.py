@@ -31,7 +31,7 @@ from optimizer.intake.data import prepare_data
 from optimizer.intake.model import ModelFormat, check_model_file
 from optimizer.measure.benchmark import cpu_name
 from optimizer.measure.evaluate import Task, infer_task
-from optimizer.records import ProgressEvent, RunLayout, Stage
+from optimizer.records import DataReport, ModelSummary, ProgressEvent, RunLayout, Stage
 from optimizer.report.results import package_versions, save_results, to_frame
 from optimizer.run.context import Evaluator, ProgressCallback, RunContext, base_row
 from optimizer.run.conversions import Conversions
@@ -131,7 +131,7 @@ class _Run:
         self.helper: Worker | None = None
         self.export_dir: str | None = None
         self.export_s = 0.0
-        self.summary: dict[str, Any] = {}
+        self.summary: ModelSummary | None = None
         self.plan: RunPlan | None = None
         self.context: RunContext | None = None
         self.evaluator: Evaluator | None = None
@@ -184,29 +184,28 @@ class _Run:
         pair = warm if warm is not None and self.warm_start else WarmWorkers.start(workdir, limits)
         self.preparer, self.helper = pair.adopt(workdir, self.cancel)
 
-    def _plan(self, summary: dict[str, Any]) -> None:
+    def _plan(self, found: dict[str, Any]) -> None:
         """Check the data against the model, plan the variants, build the run's context and start the
         workers that do not wait for the export (training)."""
-        self.summary = summary
+        self.summary = summary = ModelSummary.from_dict(found)
         self.progress(ProgressEvent(Stage.CHECKING_DATA))
         inputs, options = self.inputs, self.options
-        report = prepare_data(self.layout.work_dir, summary["inputs"][0]["shape"], summary["outputs"][0]["shape"],
-                              data=inputs.data, labels=inputs.labels, calib=inputs.calib,
-                              eval_data=inputs.eval_data, label_column=options.label_column,
-                              eval_fraction=options.eval_fraction, seed=options.seed)
+        report = DataReport.from_prepared(prepare_data(
+            self.layout.work_dir, list(summary.input.shape), list(summary.output.shape), data=inputs.data,
+            labels=inputs.labels, calib=inputs.calib, eval_data=inputs.eval_data, label_column=options.label_column,
+            eval_fraction=options.eval_fraction, seed=options.seed), summary)
         task = options.task
-        if task is None and report["eval_labels_path"]:
-            task = infer_task(np.load(report["eval_labels_path"], allow_pickle=False), summary["outputs"][0]["shape"])
+        if task is None and (labels := report.only(report.evaluation_labels)):
+            task = infer_task(np.load(labels, allow_pickle=False), list(summary.output.shape))
         plan = plan_run(self.specs, PlanFacts(
-            source=SourceFormat(summary["source"]), trainable=self.fmt in (ModelFormat.KERAS, ModelFormat.H5),
-            model_format=self.fmt.value, has_calibration=bool(report["calibration_path"]),
-            has_calibration_labels=bool(report["calibration_labels_path"]),
-            classification=task is Task.CLASSIFICATION))
+            source=SourceFormat(summary.source), trainable=self.fmt in (ModelFormat.KERAS, ModelFormat.H5),
+            model_format=self.fmt.value, has_calibration=bool(report.calibration),
+            has_calibration_labels=bool(report.calibration_labels), classification=task is Task.CLASSIFICATION))
         rows = {s.name: base_row(s) for s in plan.variants}
         for name, refused in plan.refused.items():
             rows[name].update(status=refused.status, error=refused.reason)
         self.plan, self.shares = plan, plan.conversion_shares()
-        self.context = RunContext(layout=self.layout, options=options, data_report=report, task=task, rows=rows,
+        self.context = RunContext(layout=self.layout, options=options, data=report, task=task, rows=rows,
                                   progress=self.progress, cancel=self.cancel, model_file=self.local_model.name,
                                   model_format=self.fmt.value)
         self._start_producers(plan)
@@ -229,12 +228,13 @@ class _Run:
 
     def _payload(self) -> dict[str, Any]:
         """What every producing worker is sent (the specs and the export folder are added per share)."""
-        report, task = self._context().data_report, self._context().task
+        data, task = self._context().data, self._context().task
         return {"model_path": str(self.local_model.resolve()), "format": self.fmt.value,
                 "workdir": str(self.layout.work_dir.resolve()), "out_dir": str(self.layout.variants_dir.resolve()),
-                "seed": self.options.seed, "calibration_path": report["calibration_path"],
-                "calibration_labels_path": report["calibration_labels_path"], "eval_path": report["eval_path"],
-                "eval_labels_path": report["eval_labels_path"], "task": str(task) if task else None}
+                "seed": self.options.seed, "calibration_path": data.only(data.calibration),
+                "calibration_labels_path": data.only(data.calibration_labels),
+                "eval_path": data.only(data.evaluation), "eval_labels_path": data.only(data.evaluation_labels),
+                "task": str(task) if task else None}
 
     def _inspect_and_export(self) -> None:
         """The preparer inspects the model (then the data is checked and the run planned while it exports),
@@ -331,12 +331,12 @@ class _Run:
         """How the numbers were made: inputs, options, versions, machine, threads, seeds, timings."""
         task = str(context.task) if context.task else None
         summary, options = self.summary, self.options
+        assert summary is not None
         return {
             "created_at": self.started_at,
             "wall_time_s": round(time.perf_counter() - self.wall_start, 3),
-            "model": {k: summary[k] for k in ("file_name", "format", "source", "file_size_bytes", "sha256",
-                                              "parameter_count", "inputs", "outputs")},
-            "data": {k: v for k, v in context.data_report.items() if not k.endswith("_path")},
+            "model": summary.manifest(),
+            "data": context.data.facts,
             "task": task,
             "options": {**options.to_dict(), "task": task},
             "variants": [s.to_dict() for s in plan.variants],
