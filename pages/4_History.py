@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from optimizer.report.charts import tradeoff_figure
-from optimizer.report.results import to_frame
+from optimizer.report.results import combined_frame, has_results
 from ui import services, state, widgets
 
 st.set_page_config(page_title="History", layout="wide")
@@ -25,31 +25,30 @@ st.dataframe(pd.DataFrame([{
 
 record = widgets.pick_run(store, "Selected run", key="history_run")
 if record is not None:
+    selected = widgets.stored_run(store, record)
     left, right = st.columns(2)
     if left.button("Open in Compare", key="history_open"):
-        state.set_current_run(record["id"])
+        state.set_current_run(selected.id)
         st.switch_page("pages/3_Compare.py")
     confirm = right.checkbox("Really delete", key="history_confirm_delete")
     if right.button("Delete run", key="history_delete", disabled=not confirm):
         with widgets.user_errors():
-            store.delete(record["id"])
+            store.delete(selected.id)
             st.rerun()
     with st.expander("Options and versions"):
-        st.json({"options": record["options"], "inputs": record["inputs"],
-                 "versions": (record["manifest"] or {}).get("versions")})
+        st.json({"options": selected.options, "inputs": selected.inputs, "versions": selected.versions})
 
-finished = [r for r in records if widgets.has_results(r)]
+finished = [r for r in records if has_results(r)]
 if len(finished) >= 2:
     st.subheader("Compare two runs")
     left, right = st.columns(2)
-    first = widgets.pick_run(store, "First run", key="history_first", only=widgets.has_results)
+    first = widgets.pick_run(store, "First run", key="history_first", only=has_results)
     with right:
-        second = widgets.pick_run(store, "Second run", key="history_second", only=widgets.has_results,
+        second = widgets.pick_run(store, "Second run", key="history_second", only=has_results,
                                   default=finished[1]["id"])
     if first and second:
-        for column, chosen in zip((left, right), (first, second), strict=True):
-            column.caption(chosen["id"])
-            column.dataframe(widgets.results_frame(chosen["rows"]), hide_index=True)
-        combined = pd.concat([to_frame(first["rows"]).assign(variant=lambda f: "A:" + f["variant"]),
-                              to_frame(second["rows"]).assign(variant=lambda f: "B:" + f["variant"])])
-        st.plotly_chart(tradeoff_figure(combined, "size_bytes", "latency_ms_p50"), key="history_chart")
+        runs = {"A": widgets.stored_run(store, first), "B": widgets.stored_run(store, second)}
+        for column, chosen in zip((left, right), runs.values(), strict=True):
+            column.caption(chosen.id)
+            column.dataframe(chosen.table(), hide_index=True)
+        st.plotly_chart(tradeoff_figure(combined_frame(runs), "size_bytes", "latency_ms_p50"), key="history_chart")

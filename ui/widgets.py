@@ -1,12 +1,13 @@
 """Reusable pieces of the screens: errors in words, the inputs in use, the Run button and why it is off, live
-job progress, the run picker, the results table and the outcome of a run without results."""
+job progress, the run picker, the stored run the result pages draw from, and the outcome of a run without
+results."""
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -15,14 +16,11 @@ import streamlit as st
 from optimizer.errors import OptimizerError, user_message
 from optimizer.jobs.runner import JobRequest
 from optimizer.jobs.store import ACTIVE, RunStore
-from optimizer.report.results import to_frame
+from optimizer.records import RunLayout
+from optimizer.report import results
+from optimizer.report.results import StoredRun, VariantResult
 from ui import state
 
-TABLE_COLUMNS = ["variant", "status", "size_bytes", "gzip_bytes", "size_ratio", "latency_ms_p50", "latency_ms_p95",
-                 "latency_verdict", "memory_model_bytes", "memory_peak_bytes", "accuracy", "mae", "accuracy_delta",
-                 "accuracy_delta_ci_low", "accuracy_delta_ci_high", "mcnemar_p", "accuracy_verdict", "flips",
-                 "fidelity_top1_agreement", "fidelity_snr_db", "integer_only", "weights_zero_fraction",
-                 "weights_max_unique", "conversion_s", "training_s", "error"]
 _STAGE_SHARE = {"converting": 0.15, "converted": 0.35, "evaluating": 0.5, "benchmarking": 0.8, "measured": 1.0,
                 "failed": 1.0}
 
@@ -88,51 +86,34 @@ def followed_run(store: RunStore) -> str | None:
     return run_id
 
 
-def has_results(record: dict[str, Any]) -> bool:
-    """At least one variant of the run was produced and measured (what the comparison charts need): a row that
-    charts.measured keeps, checked without building a DataFrame (History asks this of every stored run)."""
-    def kept(row: dict[str, Any]) -> bool:
-        latency = row.get("latency_ms_p50")
-        return row.get("status") == "ok" and isinstance(latency, int | float) and not math.isnan(latency)
-
-    return any(kept(row) for row in record["rows"] or [])
+def stored_run(store: RunStore, record: dict[str, Any]) -> StoredRun:
+    """The typed view of a stored record, built once per version of the run (its id and ``updated_at``)."""
+    return _stored_run(str(store.job_dir(record["id"])), record.get("updated_at"), record)
 
 
-def failed_variants(record: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each variant that did not come out ok, with why: from the result rows, else (a run that ended before
-    writing rows) from its live progress."""
-    rows = record["rows"] or []
-    if rows:
-        return [{"variant": r.get("variant"), "status": r.get("status"), "error": r.get("error") or ""}
-                for r in rows if r.get("status") != "ok"]
-    progress = (record["progress"] or {}).get("variants") or {}
-    return [{"variant": name, "status": entry.get("stage", ""), "error": entry.get("error") or ""}
-            for name, entry in progress.items() if entry.get("error") or entry.get("stage") == "failed"]
+@st.cache_data(max_entries=16, show_spinner=False)
+def _stored_run(job_dir: str, updated_at: float | None, _record: dict[str, Any]) -> StoredRun:
+    # Keyed by the run's folder (its id) and updated_at; the record itself (underscore) is not hashed.
+    return StoredRun.from_record(_record, Path(job_dir))
 
 
-def run_outcome(record: dict[str, Any]) -> None:
+def run_outcome(run: StoredRun) -> None:
     """What happened to a run that has nothing to compare: its status, its error, and which variants failed and
     why (or that it is still on its way)."""
-    run_id, status = record["id"], record["status"]
-    if status in ACTIVE:
-        st.info(f"Run {run_id} is {status}: its results appear here when it finishes.")
+    if run.status in ACTIVE:
+        st.info(f"Run {run.id} is {run.status}: its results appear here when it finishes.")
         st.page_link("pages/2_Variants_and_run.py", label="Follow its progress", icon=":material/pending:")
         return
-    if status == "done":
-        st.error(f"Run {run_id} finished, but no variant was produced and measured.")
+    if run.finished:
+        st.error(f"Run {run.id} finished, but no variant was produced and measured.")
     else:
-        st.error(f"Run {run_id} {status}: {record.get('error') or 'no reason was recorded'}")
-    failed = failed_variants(record)
-    if failed:
+        st.error(f"Run {run.id} {run.status}: {run.error or 'no reason was recorded'}")
+    if run.failures:
         st.markdown("**Variants that failed, and why**")
-        st.dataframe(pd.DataFrame(failed), hide_index=True, key="failed_variants")
+        st.dataframe(pd.DataFrame([{"variant": f.variant, "status": f.status, "error": f.error}
+                                   for f in run.failures]), hide_index=True, key="failed_variants")
     else:
         st.caption("No variant finished before the run ended.")
-
-
-def results_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    frame = to_frame(rows)
-    return frame[[c for c in TABLE_COLUMNS if c in frame.columns and (frame[c].notna().any() or c == "error")]]
 
 
 def show_progress(store: RunStore, run_id: str) -> dict[str, Any] | None:
@@ -183,16 +164,16 @@ def active_runs(store: RunStore) -> list[dict[str, Any]]:
     return store.list(status=ACTIVE)
 
 
-def flip_gallery(job_dir: Any, row: dict[str, Any], reference: str, class_names: list[str] | None,
-                 limit: int = 24) -> None:
+def flip_gallery(run: StoredRun, variant: VariantResult, limit: int = 24) -> None:
     """The evaluation inputs whose predicted class changed against the reference, when they are images."""
     import numpy as np
 
     from optimizer.measure.evaluate import predicted_classes
 
-    work = job_dir / "work"
-    inputs_path, outputs_path = work / "eval_x.npy", work / "outputs" / f"{row['variant']}.npy"
-    reference_path = work / "outputs" / f"{reference}.npy"
+    layout = RunLayout(run.job_dir)
+    reference = run.reference.name if run.reference else results.REFERENCE_KIND
+    inputs_path, labels_path = layout.work_dir / "eval_x.npy", layout.work_dir / "eval_y.npy"
+    outputs_path, reference_path = layout.outputs_of(variant.name), layout.outputs_of(reference)
     if not (inputs_path.exists() and outputs_path.exists() and reference_path.exists()):
         st.caption("The saved outputs of this run are not available.")
         return
@@ -202,13 +183,13 @@ def flip_gallery(job_dir: Any, row: dict[str, Any], reference: str, class_names:
         return
     predicted = predicted_classes(np.load(outputs_path, allow_pickle=False))
     before = predicted_classes(np.load(reference_path, allow_pickle=False))
-    labels_path = work / "eval_y.npy"
     labels = np.load(labels_path, allow_pickle=False) if labels_path.exists() else None
+    class_names = run.class_names
 
     def name(index: int) -> str:
         return class_names[index] if class_names and index < len(class_names) else str(index)
 
-    indices = (row.get("flip_indices") or [])[:limit]
+    indices = variant.flip_indices[:limit]
     if not indices:
         st.caption("No evaluation sample changed its predicted class.")
         return
