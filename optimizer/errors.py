@@ -97,6 +97,6 @@ _TITLES: dict[type[OptimizerError], str] = {
 def user_message(error: BaseException) -> str:
     """One line for a user: a title for the kind of error, then what was expected and found."""
     for kind in type(error).__mro__:
-        if kind in _TITLES:
-            return f"{_TITLES[kind]}: {error}"  # type: ignore[index]
+        if issubclass(kind, OptimizerError) and kind in _TITLES:
+            return f"{_TITLES[kind]}: {error}"
     return f"Unexpected error ({type(error).__name__}): {error}"

@@ -402,6 +402,114 @@ def _digest(*arrays: np.ndarray | None) -> str:
     return digest.hexdigest()
 
 
+@dataclass
+class _Prepared:
+    """The calibration and evaluation arrays chosen from the uploads, and how the data report words them."""
+
+    eval_x: np.ndarray
+    source: str
+    split: str
+    calib_x: np.ndarray | None = None
+    calib_y: np.ndarray | None = None
+    eval_y: np.ndarray | None = None
+    classes: list[str] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _check_data_request(data: Path | None, calib: Path | None, eval_data: Path | None,
+                        eval_fraction: float) -> None:
+    """Refuse one data file given together with separate files, and an evaluation fraction outside (0, 1)."""
+    if data is not None and (calib is not None or eval_data is not None):
+        raise DataRejected("give either one data file or separate calibration/evaluation files, not both")
+    if not 0 < eval_fraction < 1:
+        raise DataRejected(f"eval_fraction: expected a value in (0, 1); found {eval_fraction}")
+
+
+def _synthetic_data(input_shape: list[int | None], seed: int) -> _Prepared:
+    """Uniform [0, 1) inputs drawn by ``seed``, for fidelity only, when no data was given."""
+    shape = [d if d is not None else 1 for d in input_shape[1:]]
+    eval_x = np.random.default_rng(seed).uniform(0, 1, size=(SYNTHETIC_SAMPLES, *shape)).astype(np.float32)
+    return _Prepared(eval_x=eval_x, source="synthetic", split="none",
+                     notes=["no data: fidelity measured on synthetic uniform [0, 1) inputs; "
+                            "calibrated variants are skipped; no accuracy"])
+
+
+def _split_indices(count: int, eval_fraction: float, seed: int, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(calibration, evaluation) sample indices of a random permutation by ``seed``."""
+    if count < 2:
+        raise DataRejected(f"{name}: expected at least 2 samples to split; found {count}")
+    order = np.random.default_rng(seed).permutation(count)
+    n_eval = max(1, int(round(count * eval_fraction)))
+    return order[n_eval:], order[:n_eval]
+
+
+def _one_file_data(data: Path, labels: Path | None, input_shape: list[int | None], output_shape: list[int | None],
+                   label_column: str, eval_fraction: float, seed: int) -> _Prepared:
+    """One upload: the calibration/evaluation split it carries, else a random split by ``seed``."""
+    arrays = read_data(data, input_shape, labels, label_column)
+    x, notes = fit_to_input(arrays.x, input_shape, data.name)
+    y = check_labels(arrays.y, len(x), output_shape, data.name) if arrays.y is not None else None
+    if arrays.x_eval is not None:
+        calib_x, calib_y, split = x, y, "given in file"
+        eval_x, _ = fit_to_input(arrays.x_eval, input_shape, f"{data.name}[x_eval]")
+        eval_y = (check_labels(arrays.y_eval, len(eval_x), output_shape, f"{data.name}[y_eval]")
+                  if arrays.y_eval is not None else None)
+    else:
+        calib_idx, eval_idx = _split_indices(len(x), eval_fraction, seed, data.name)
+        calib_x, eval_x = x[calib_idx], x[eval_idx]
+        calib_y, eval_y = (None, None) if y is None else (y[calib_idx], y[eval_idx])
+        split = f"random permutation (seed {seed}): {len(calib_idx)} calibration, {len(eval_idx)} evaluation"
+    return _Prepared(calib_x=calib_x, calib_y=calib_y, eval_x=eval_x, eval_y=eval_y, source=arrays.source,
+                     split=split, classes=arrays.classes, notes=arrays.notes + notes)
+
+
+def _separate_files_data(calib: Path | None, eval_data: Path | None, labels: Path | None,
+                         input_shape: list[int | None], output_shape: list[int | None],
+                         label_column: str) -> _Prepared:
+    """A calibration file and an evaluation file (``labels`` belong to the evaluation file)."""
+    if calib is None or eval_data is None:
+        raise DataRejected("separate data needs both a calibration file and an evaluation file")
+    calib_arrays = read_data(calib, input_shape, None, label_column)
+    eval_arrays = read_data(eval_data, input_shape, labels, label_column)
+    calib_x, _ = fit_to_input(calib_arrays.x, input_shape, calib.name)
+    calib_y = (check_labels(calib_arrays.y, len(calib_x), output_shape, calib.name)
+               if calib_arrays.y is not None else None)
+    eval_x, notes = fit_to_input(eval_arrays.x, input_shape, eval_data.name)
+    eval_y = (check_labels(eval_arrays.y, len(eval_x), output_shape, eval_data.name)
+              if eval_arrays.y is not None else None)
+    return _Prepared(calib_x=calib_x, calib_y=calib_y, eval_x=eval_x, eval_y=eval_y,
+                     source=f"{calib_arrays.source} (calibration), {eval_arrays.source} (evaluation)",
+                     split="separate files", classes=eval_arrays.classes, notes=notes + eval_arrays.notes)
+
+
+def _write_arrays(workdir: Path, prepared: _Prepared) -> dict[str, str | None]:
+    """Save each array there is as ``.npy`` in ``workdir``; the report's path of each (None if absent)."""
+    paths: dict[str, str | None] = {"calibration_path": None, "calibration_labels_path": None,
+                                    "eval_path": None, "eval_labels_path": None}
+    for key, array, name in (("calibration_path", prepared.calib_x, "calib_x.npy"),
+                             ("calibration_labels_path", prepared.calib_y, "calib_y.npy"),
+                             ("eval_path", prepared.eval_x, "eval_x.npy"),
+                             ("eval_labels_path", prepared.eval_y, "eval_y.npy")):
+        if array is not None:
+            np.save(workdir / name, array, allow_pickle=False)
+            paths[key] = str(workdir / name)
+    return paths
+
+
+def _describe_arrays(prepared: _Prepared) -> dict[str, Any]:
+    """The data report's counts, sample shape, label classes and the digest of every array."""
+    calib_x, eval_x, eval_y = prepared.calib_x, prepared.eval_x, prepared.eval_y
+    return {
+        "calibration_samples": 0 if calib_x is None else len(calib_x),
+        "eval_samples": len(eval_x),
+        "sample_shape": list(eval_x.shape[1:]),
+        "labelled": eval_y is not None,
+        "label_classes": None if eval_y is None or eval_y.dtype.kind == "f" else sorted(set(eval_y.tolist())),
+        "class_names": prepared.classes,
+        "dataset_sha256": _digest(calib_x, prepared.calib_y, eval_x, eval_y),
+    }
+
+
 def prepare_data(
     workdir: Path,
     input_shape: list[int | None],
@@ -419,76 +527,16 @@ def prepare_data(
     Either one ``data`` file (split deterministically by ``seed`` unless it carries its own split), or
     separate ``calib`` and ``eval_data`` files, or nothing: then synthetic inputs serve fidelity only.
     """
-    if data is not None and (calib is not None or eval_data is not None):
-        raise DataRejected("give either one data file or separate calibration/evaluation files, not both")
-    if not 0 < eval_fraction < 1:
-        raise DataRejected(f"eval_fraction: expected a value in (0, 1); found {eval_fraction}")
+    _check_data_request(data, calib, eval_data, eval_fraction)
     workdir.mkdir(parents=True, exist_ok=True)
-    report: dict[str, Any] = {"notes": [], "seed": seed}
-    calib_x = eval_x = eval_y = calib_y = None
-    classes = None
     if data is None and calib is None and eval_data is None:
-        shape = [d if d is not None else 1 for d in input_shape[1:]]
-        eval_x = np.random.default_rng(seed).uniform(0, 1, size=(SYNTHETIC_SAMPLES, *shape)).astype(np.float32)
-        report.update(source="synthetic", split="none",
-                      notes=["no data: fidelity measured on synthetic uniform [0, 1) inputs; "
-                             "calibrated variants are skipped; no accuracy"])
+        prepared = _synthetic_data(input_shape, seed)
     elif data is not None:
-        arrays = read_data(data, input_shape, labels, label_column)
-        report["notes"] += arrays.notes
-        classes = arrays.classes
-        x, notes = fit_to_input(arrays.x, input_shape, data.name)
-        report["notes"] += notes
-        y = check_labels(arrays.y, len(x), output_shape, data.name) if arrays.y is not None else None
-        if arrays.x_eval is not None:
-            calib_x, calib_y = x, y
-            eval_x, _ = fit_to_input(arrays.x_eval, input_shape, f"{data.name}[x_eval]")
-            if arrays.y_eval is not None:
-                eval_y = check_labels(arrays.y_eval, len(eval_x), output_shape, f"{data.name}[y_eval]")
-            report.update(source=arrays.source, split="given in file")
-        else:
-            if len(x) < 2:
-                raise DataRejected(f"{data.name}: expected at least 2 samples to split; found {len(x)}")
-            order = np.random.default_rng(seed).permutation(len(x))
-            n_eval = max(1, int(round(len(x) * eval_fraction)))
-            eval_idx, calib_idx = order[:n_eval], order[n_eval:]
-            calib_x, eval_x = x[calib_idx], x[eval_idx]
-            if y is not None:
-                calib_y, eval_y = y[calib_idx], y[eval_idx]
-            report.update(source=arrays.source,
-                          split=f"random permutation (seed {seed}): {len(calib_idx)} calibration, {n_eval} evaluation")
+        prepared = _one_file_data(data, labels, input_shape, output_shape, label_column, eval_fraction, seed)
     else:
-        if calib is None or eval_data is None:
-            raise DataRejected("separate data needs both a calibration file and an evaluation file")
-        calib_arrays = read_data(calib, input_shape, None, label_column)
-        eval_arrays = read_data(eval_data, input_shape, labels, label_column)
-        calib_x, _ = fit_to_input(calib_arrays.x, input_shape, calib.name)
-        if calib_arrays.y is not None:
-            calib_y = check_labels(calib_arrays.y, len(calib_x), output_shape, calib.name)
-        eval_x, notes = fit_to_input(eval_arrays.x, input_shape, eval_data.name)
-        report["notes"] += notes + eval_arrays.notes
-        if eval_arrays.y is not None:
-            eval_y = check_labels(eval_arrays.y, len(eval_x), output_shape, eval_data.name)
-        classes = eval_arrays.classes
-        report.update(source=f"{calib_arrays.source} (calibration), {eval_arrays.source} (evaluation)",
-                      split="separate files")
-
-    paths: dict[str, str | None] = {"calibration_path": None, "calibration_labels_path": None,
-                                    "eval_path": None, "eval_labels_path": None}
-    for key, array, name in (("calibration_path", calib_x, "calib_x.npy"),
-                             ("calibration_labels_path", calib_y, "calib_y.npy"),
-                             ("eval_path", eval_x, "eval_x.npy"), ("eval_labels_path", eval_y, "eval_y.npy")):
-        if array is not None:
-            np.save(workdir / name, array, allow_pickle=False)
-            paths[key] = str(workdir / name)
-    report.update(paths)
-    report.update(
-        calibration_samples=0 if calib_x is None else len(calib_x),
-        eval_samples=len(eval_x),
-        sample_shape=list(eval_x.shape[1:]),
-        labelled=eval_y is not None,
-        label_classes=None if eval_y is None or eval_y.dtype.kind == "f" else sorted(set(eval_y.tolist())),
-        class_names=classes,
-        dataset_sha256=_digest(calib_x, calib_y, eval_x, eval_y),
-    )
+        prepared = _separate_files_data(calib, eval_data, labels, input_shape, output_shape, label_column)
+    report: dict[str, Any] = {"notes": prepared.notes, "seed": seed, "source": prepared.source,
+                              "split": prepared.split}
+    report.update(_write_arrays(workdir, prepared))
+    report.update(_describe_arrays(prepared))
     return report

@@ -33,7 +33,8 @@ def predicted_classes(outputs: np.ndarray) -> np.ndarray:
     flat = outputs.reshape(len(outputs), -1)
     if flat.shape[1] == 1:
         return (flat[:, 0] >= 0.5).astype(np.int64)
-    return np.argmax(flat, axis=1)
+    classes: np.ndarray = np.argmax(flat, axis=1)  # numpy's stubs give Any for an argmax along an axis
+    return classes
 
 
 def accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:

@@ -149,16 +149,17 @@ def quantize_input(x: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
         return x.astype(dtype, copy=False)
     scale, zero_point = detail["quantization"]
     info = np.iinfo(dtype)
-    if not scale:
-        return np.clip(np.rint(x), info.min, info.max).astype(dtype)
-    return np.clip(np.rint(x / scale + zero_point), info.min, info.max).astype(dtype)
+    scaled = x / scale + zero_point if scale else x
+    codes: np.ndarray = np.clip(np.rint(scaled), info.min, info.max)  # numpy's stubs give Any for ufunc results
+    return codes.astype(dtype)
 
 
 def dequantize_output(y: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
     """Output tensor -> float32; quantized codes are compared only after dequantization."""
     scale, zero_point = detail["quantization"]
     if np.dtype(detail["dtype"]).kind != "f" and scale:
-        return ((y.astype(np.float32) - zero_point) * scale).astype(np.float32)
+        dequantized: np.ndarray = (y.astype(np.float32) - zero_point) * scale  # Any: the detail dict is untyped
+        return dequantized.astype(np.float32)
     return y.astype(np.float32, copy=False)
 
 

@@ -54,7 +54,7 @@ def _plain(value: Any) -> Any:
 
 
 def _layer_config(layer: dict[str, Any]) -> dict[str, Any]:
-    config = _plain(layer["config"])
+    config: dict[str, Any] = _plain(layer["config"])  # a layer's config is a dict, so _plain keeps it one
     if layer["class_name"] == "InputLayer" and "batch_shape" in config:
         config["batch_input_shape"] = config.pop("batch_shape")
     return config
@@ -80,7 +80,8 @@ def _inbound_nodes(layer: dict[str, Any]) -> list[list[list[Any]]]:
     return nodes
 
 
-def _endpoints(value: Any) -> list[list[Any]]:
+def _endpoints(value: list[Any]) -> list[list[Any]]:
+    """A model's input or output layers as a list of ``[name, node, tensor]`` (Keras 3 gives one bare when single)."""
     if value and not isinstance(value[0], list):
         return [value]
     return value

@@ -66,7 +66,7 @@ class _EpochReporter:
 
         outer = self
 
-        class Callback(tf_keras.callbacks.Callback):
+        class Callback(tf_keras.callbacks.Callback):  # type: ignore[misc]  # tf_keras has no stubs: its base is Any
             def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
                 outer.history.append({k: float(v) for k, v in (logs or {}).items()})
                 report({"stage": "training", "variant": variant, "epoch": epoch + 1, "epochs": epochs})

@@ -151,42 +151,54 @@ class Worker:
         """
         if self._deadline is None:
             raise RuntimeError("send() the payload before wait()")
-        task, limits, process = self.task, self.limits, self.process
-        outcome: dict[str, Any] | None = None
+        outcome = self._outcome(self._deadline, on_progress)
+        if outcome is not None and outcome["type"] == "result":
+            return outcome.get("value")
+        if outcome is not None and outcome["type"] == "error":
+            raise _rebuild_error(outcome)
+        tail = self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
+        raise WorkerFailed(_describe_exit(self.task, self.process.returncode, tail, self.limits))
+
+    def _outcome(self, deadline: float, on_progress: ProgressCallback | None) -> dict[str, Any] | None:
+        """The child's last result or error event once it has exited; its group is killed on any way out."""
+        process = self.process
         try:
-            while True:
-                if self.cancel is not None and self.cancel.is_set():
-                    raise WorkerFailed(f"the {task} worker was cancelled")
-                if time.monotonic() > self._deadline:
-                    raise WorkerFailed(f"the {task} worker took longer than the {limits.timeout_s:.0f} s limit")
-                try:
-                    event = self._events.get(timeout=0.2)
-                except queue.Empty:
-                    continue
-                if event is None:
-                    break
-                if event.get("type") == "progress":
-                    if on_progress is not None:
-                        on_progress(event)
-                elif event.get("type") in ("result", "error"):
-                    outcome = event
-            process.wait(timeout=max(1.0, self._deadline - time.monotonic()))
+            outcome = self._read_events(deadline, on_progress)
+            process.wait(timeout=max(1.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             _kill_group(process)
-            raise WorkerFailed(f"the {task} worker did not exit after reporting") from None
+            raise WorkerFailed(f"the {self.task} worker did not exit after reporting") from None
         except WorkerFailed:
             _kill_group(process)
             raise
         finally:
             if process.poll() is None:
                 _kill_group(process)
+        return outcome
 
-        if outcome is not None and outcome["type"] == "result":
-            return outcome.get("value")
-        if outcome is not None and outcome["type"] == "error":
-            raise _rebuild_error(outcome)
-        tail = self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
-        raise WorkerFailed(_describe_exit(task, process.returncode, tail, limits))
+    def _read_events(self, deadline: float, on_progress: ProgressCallback | None) -> dict[str, Any] | None:
+        """Pass progress events on until the child closes its pipe; the last result or error event, if any."""
+        outcome: dict[str, Any] | None = None
+        while True:
+            self._check_still_wanted(deadline)
+            try:
+                event = self._events.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if event is None:
+                return outcome
+            if event.get("type") == "progress":
+                if on_progress is not None:
+                    on_progress(event)
+            elif event.get("type") in ("result", "error"):
+                outcome = event
+
+    def _check_still_wanted(self, deadline: float) -> None:
+        """Refuse to wait on once the caller cancelled or the task's time limit has passed."""
+        if self.cancel is not None and self.cancel.is_set():
+            raise WorkerFailed(f"the {self.task} worker was cancelled")
+        if time.monotonic() > deadline:
+            raise WorkerFailed(f"the {self.task} worker took longer than the {self.limits.timeout_s:.0f} s limit")
 
 
 class Spares:
