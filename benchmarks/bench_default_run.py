@@ -47,11 +47,8 @@ class _App:
         self.scheduler = Scheduler(self.store, warm=True)
 
     def wait_ready(self) -> None:
-        deadline = time.monotonic() + 600
-        while not self.scheduler.standby_ready():
-            if time.monotonic() > deadline:
-                raise RuntimeError("the standby runner never became ready")
-            time.sleep(0.1)
+        if not self.scheduler.wait_for_standby(600):
+            raise RuntimeError("the standby runner never became ready")
 
     def timed(self, model: Path, data: Path) -> float:
         """One job from submit to done, started on an idle server (its standby ready, as when a user clicks

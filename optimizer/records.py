@@ -3,10 +3,20 @@ the layout of one run folder. Everything here is plain data (JSON round-trip), n
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+
+from optimizer.errors import InvalidOption
+
+
+def check_known_fields(record_type: type[Any], data: dict[str, Any], what: str) -> None:
+    """Refuse a stored or sent mapping with fields the record type does not have (naming them)."""
+    known = {f.name for f in fields(record_type)}
+    unknown = set(data) - known
+    if unknown:
+        raise InvalidOption(f"{what}: unknown fields {sorted(unknown)}; known: {sorted(known)}")
 
 
 class Stage(StrEnum):

@@ -18,14 +18,14 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from optimizer.errors import InvalidOption, OptimizerError, user_message
 from optimizer.intake.model import file_sha256
 from optimizer.jobs.store import HEARTBEAT_S, RunStore, new_run_id, unwritable
-from optimizer.records import ProgressEvent, Stage
+from optimizer.records import ProgressEvent, Stage, check_known_fields
 from optimizer.run.options import RunOptions
 from optimizer.run.pipeline import WarmWorkers, run_comparison
 from optimizer.variants import VariantSpec
@@ -53,10 +53,7 @@ class JobRequest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobRequest:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise InvalidOption(f"job request: unknown fields {sorted(unknown)}")
+        check_known_fields(cls, data, "job request")
         options = RunOptions.from_dict(data.get("options") or {})
         return cls(**{**data, "options": options})
 

@@ -78,6 +78,15 @@ class Scheduler:
         return standby is not None and standby.poll() is None and \
             (standby_dir(self.store, standby.pid) / "ready").exists()
 
+    def wait_for_standby(self, timeout_s: float) -> bool:
+        """Wait until a standby runner has TensorFlow loaded (False when none is ready within the timeout)."""
+        deadline = time.monotonic() + timeout_s
+        while not self.standby_ready():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.2)
+        return True
+
     def tick(self) -> None:
         """Reap this server's finished runners, then claim and start queued jobs while the folder-wide limit
         allows; keep a standby only while no job of the folder runs or waits."""

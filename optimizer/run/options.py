@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from optimizer.errors import InvalidOption
 from optimizer.measure.evaluate import Task
+from optimizer.records import check_known_fields
 from optimizer.run.isolation import DEFAULT_LIMITS, WorkerLimits
 
 
@@ -41,10 +42,7 @@ class RunOptions:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunOptions:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise InvalidOption(f"run options: unknown {sorted(unknown)}; known: {sorted(known)}")
+        check_known_fields(cls, data, "run options")
         options = cls(**{k: v for k, v in data.items() if k != "limits"})
         return replace(options, limits=WorkerLimits(**data["limits"])) if data.get("limits") else options
 

@@ -94,10 +94,7 @@ def test_jobs_submitted_back_to_back_with_a_warm_standby_all_start(tmp_path):
     store = RunStore(tmp_path / "runs")
     scheduler = Scheduler(store, poll_s=0.05, warm=True)
     try:
-        deadline = time.monotonic() + 180
-        while not scheduler.standby_ready():
-            assert time.monotonic() < deadline, "the standby never became ready"
-            time.sleep(0.2)
+        assert scheduler.wait_for_standby(180), "the standby never became ready"
         run_ids = []
         for seed in range(5):
             run_ids.append(submit(store, _cheap(seed, "float16"), session="s1"))

@@ -100,10 +100,8 @@ def test_a_warm_standby_takes_the_next_job_and_a_new_one_waits_after_it(tmp_path
     store = RunStore(tmp_path / "runs")
     scheduler = Scheduler(store, poll_s=0.2, warm=True)
     try:
+        assert scheduler.wait_for_standby(180), "the standby never became ready"
         deadline = time.monotonic() + 180
-        while not scheduler.standby_ready():
-            assert time.monotonic() < deadline, "the standby never became ready"
-            time.sleep(0.2)
         standby_pid = scheduler.standby_pid()
         assert (store.root / "standby" / str(standby_pid) / "worker-prepare.log").is_file()
         run_id = submit(store, _request("int8"), session="s1")
