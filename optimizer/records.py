@@ -3,7 +3,7 @@ the layout of one run folder. Everything here is plain data (JSON round-trip), n
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -198,3 +198,91 @@ class DataReport:
     def only(self, paths: dict[str, str]) -> str | None:
         """The single tensor's file of a one-input (or one-output) mapping, None when there is none."""
         return next(iter(paths.values()), None)
+
+
+# What each worker task is sent (as JSON on its stdin): typed at both ends of the pipe.
+@dataclass(frozen=True)
+class InspectPayload:
+    """Inspect (and, for the preparer, export) one model file inside a work folder."""
+
+    model_path: str
+    workdir: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> InspectPayload:
+        check_known_fields(cls, data, "inspect payload")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class ProducePayload:
+    """A producing worker's share (convert, train, diagnose): the model, where the variants go, the run's data
+    files (of its one input and one output; DataReport keeps them by tensor name) and the specs to make."""
+
+    model_path: str
+    format: str
+    workdir: str
+    out_dir: str
+    seed: int = 0
+    calibration_path: str | None = None
+    calibration_labels_path: str | None = None
+    eval_path: str | None = None
+    eval_labels_path: str | None = None
+    task: str | None = None
+    specs: tuple[dict[str, Any], ...] = ()
+    export_dir: str | None = None
+
+    def share(self, specs: list[Any], export_dir: str | None) -> ProducePayload:
+        """This payload for one share of variant specs (VariantSpec objects), converting from ``export_dir``."""
+        return replace(self, specs=tuple(s.to_dict() for s in specs), export_dir=export_dir)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "specs": list(self.specs)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ProducePayload:
+        check_known_fields(cls, data, "produce payload")
+        return cls(**{**data, "specs": tuple(data.get("specs") or ())})
+
+
+@dataclass(frozen=True)
+class EvaluatePayload:
+    """Run one variant over the evaluation inputs; score against labels and the float32 reference outputs."""
+
+    model_path: str
+    inputs_path: str
+    outputs_path: str
+    threads: int = 1
+    labels_path: str | None = None
+    task: str | None = None
+    reference_path: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EvaluatePayload:
+        check_known_fields(cls, data, "evaluate payload")
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class BenchmarkPayload:
+    """Time one variant: warm-up runs, then timed runs, on one evaluation sample (zeros without data)."""
+
+    model_path: str
+    sample_path: str | None = None
+    threads: int = 1
+    warmup_runs: int = 10
+    timed_runs: int = 50
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BenchmarkPayload:
+        check_known_fields(cls, data, "benchmark payload")
+        return cls(**data)

@@ -232,4 +232,8 @@ def inspect_model(path: Path, workdir: Path) -> dict[str, Any]:
 
 
 def inspect_task(payload: dict[str, Any], report: Any) -> dict[str, Any]:
-    return inspect_model(Path(payload["model_path"]), Path(payload["workdir"]))
+    """Worker task: the summary of one upload (see :class:`optimizer.records.InspectPayload`)."""
+    from optimizer.records import InspectPayload
+
+    job = InspectPayload.from_dict(payload)
+    return inspect_model(Path(job.model_path), Path(job.workdir))

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from optimizer.records import BenchmarkPayload
+
 
 def file_sizes(path: Path) -> dict[str, int]:
     """Bytes on disk and gzip -9 bytes: pruning and clustering only show in the compressed size."""
@@ -104,8 +106,7 @@ def benchmark(path: Path, sample: np.ndarray | None, threads: int = 1, warmup_ru
 
 
 def benchmark_task(payload: dict[str, Any], report: Any) -> dict[str, Any]:
-    sample = None
-    if payload.get("sample_path"):
-        sample = np.load(payload["sample_path"], allow_pickle=False)[:1].astype(np.float32)
-    return benchmark(Path(payload["model_path"]), sample, int(payload.get("threads", 1)),
-                     int(payload.get("warmup_runs", 10)), int(payload.get("timed_runs", 50)))
+    """Worker task: latency and memory of one variant (see :class:`optimizer.records.BenchmarkPayload`)."""
+    job = BenchmarkPayload.from_dict(payload)
+    sample = np.load(job.sample_path, allow_pickle=False)[:1].astype(np.float32) if job.sample_path else None
+    return benchmark(Path(job.model_path), sample, job.threads, job.warmup_runs, job.timed_runs)

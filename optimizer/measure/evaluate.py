@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from optimizer.records import EvaluatePayload
+
 
 class Task(StrEnum):
     CLASSIFICATION = "classification"
@@ -70,25 +72,26 @@ def evaluate_task(payload: dict[str, Any], report: Any) -> dict[str, Any]:
     """Run one variant over the evaluation inputs, save its outputs, and score them."""
     from optimizer.measure.runtime import audit_ops, predict, weight_stats
 
-    model_path = Path(payload["model_path"])
-    x = np.load(payload["inputs_path"], allow_pickle=False)
-    outputs = predict(model_path, x, int(payload.get("threads", 1)))
-    np.save(payload["outputs_path"], outputs, allow_pickle=False)
+    job = EvaluatePayload.from_dict(payload)
+    model_path = Path(job.model_path)
+    x = np.load(job.inputs_path, allow_pickle=False)
+    outputs = predict(model_path, x, job.threads)
+    np.save(job.outputs_path, outputs, allow_pickle=False)
     kernels = weight_stats(model_path)
     result: dict[str, Any] = {"audit": audit_ops(model_path).to_dict(), "weight_stats": kernels}
     total = sum(int(np.prod(k["shape"])) for k in kernels)
     if total:
         result["weights_zero_fraction"] = sum(k["zero_fraction"] * int(np.prod(k["shape"])) for k in kernels) / total
         result["weights_max_unique"] = max(k["unique_values"] for k in kernels)
-    if payload.get("labels_path"):
-        labels = np.load(payload["labels_path"], allow_pickle=False)
-        task = Task(payload["task"])
+    if job.labels_path:
+        labels = np.load(job.labels_path, allow_pickle=False)
+        task = Task(job.task or Task.CLASSIFICATION)
         if task is Task.CLASSIFICATION:
             result["accuracy"] = accuracy(outputs, labels)
             result["per_class_accuracy"] = per_class_accuracy(outputs, labels)
         else:
             result["mae"] = mean_absolute_error(outputs, labels)
-    if payload.get("reference_path"):
-        reference = np.load(payload["reference_path"], allow_pickle=False)
+    if job.reference_path:
+        reference = np.load(job.reference_path, allow_pickle=False)
         result.update(fidelity(outputs, reference))
     return result

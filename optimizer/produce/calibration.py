@@ -5,6 +5,7 @@ generator as recipe code."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -13,11 +14,14 @@ from optimizer.errors import VariantFailed
 Dataset = Callable[[], Iterator[list[np.ndarray]]]
 
 
-def representative_samples(calibration: np.ndarray | None, count: int) -> np.ndarray:
-    """The first ``count`` calibration samples as float32 (the converter refuses float64)."""
+def representative_samples(calibration: np.ndarray | None, count: int,
+                           input_dtype: np.dtype[Any] | None = None) -> np.ndarray:
+    """The first ``count`` calibration samples: float32 for a float input (the converter refuses float64),
+    the input's own dtype for an integer input (token ids, uint8 pixels)."""
     if calibration is None or len(calibration) == 0:
         raise VariantFailed("needs calibration data; none was given (provide --data or --calib)")
-    return calibration[:count].astype(np.float32, copy=False)
+    wanted = input_dtype if input_dtype is not None and input_dtype.kind in "iu" else np.dtype(np.float32)
+    return calibration[:count].astype(wanted, copy=False)
 
 
 def representative_dataset(samples: np.ndarray) -> Dataset:

@@ -23,6 +23,7 @@ from optimizer.errors import VariantFailed
 from optimizer.intake.model import ModelFormat, load_checked
 from optimizer.produce.calibration import Dataset, representative_dataset, representative_samples
 from optimizer.produce.outcomes import Produced, produce_each
+from optimizer.records import InspectPayload, ProducePayload
 from optimizer.variants import KINDS, VariantKind, VariantSpec
 
 
@@ -152,7 +153,8 @@ def prepare_task(payload: dict[str, Any], report: Callable[[dict[str, Any]], Non
     """Load and summarise a TensorFlow model and report the summary at once (the caller checks the data
     meanwhile), export it, then convert the share of variants the caller sends as a second message on
     stdin (none if it closes the channel). One TensorFlow import serves inspection, export and conversion."""
-    model_path, workdir = Path(payload["model_path"]), Path(payload["workdir"])
+    job = InspectPayload.from_dict(payload)
+    model_path, workdir = Path(job.model_path), Path(job.workdir)
     summary, loaded = load_checked(model_path, workdir)
     report({"stage": "inspected", "summary": summary})
     report({"stage": "exporting"})
@@ -191,11 +193,11 @@ def convert_one(spec: VariantSpec, fmt: ModelFormat, model_path: Path, export_di
 
 def convert_task(payload: dict[str, Any], report: Callable[[dict[str, Any]], None]) -> list[dict[str, Any]]:
     """Convert each requested variant from the export (or the float .tflite)."""
-    model_path = Path(payload["model_path"])
-    fmt = ModelFormat(payload["format"])
-    export_dir = Path(payload["export_dir"]) if payload.get("export_dir") else None
-    calib_path = payload.get("calibration_path")
-    calibration = np.load(calib_path, allow_pickle=False) if calib_path else None
+    job = ProducePayload.from_dict(payload)
+    model_path = Path(job.model_path)
+    fmt = ModelFormat(job.format)
+    export_dir = Path(job.export_dir) if job.export_dir else None
+    calibration = np.load(job.calibration_path, allow_pickle=False) if job.calibration_path else None
     datasets: dict[int, Dataset] = {}
 
     def produce(spec: VariantSpec) -> Produced:
@@ -203,5 +205,5 @@ def convert_task(payload: dict[str, Any], report: Callable[[dict[str, Any]], Non
         return content, extra, None
 
     with _converter_steps_done_once() if export_dir is not None else contextlib.nullcontext():
-        return produce_each((VariantSpec.from_dict(d) for d in payload["specs"]), Path(payload["out_dir"]),
-                            produce, report, "converter error")
+        return produce_each((VariantSpec.from_dict(d) for d in job.specs), Path(job.out_dir), produce, report,
+                            "converter error")

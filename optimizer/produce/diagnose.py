@@ -18,7 +18,9 @@ import numpy as np
 
 from optimizer.errors import VariantFailed
 from optimizer.measure.evaluate import accuracy
-from optimizer.variants import VariantSpec
+from optimizer.produce.calibration import representative_dataset as _dataset
+from optimizer.records import ProducePayload
+from optimizer.variants import INT8, VariantSpec
 
 # Uniform quantization noise has RMSE = scale / sqrt(12); layers far above that are flagged.
 NOISE_RMSE_PER_SCALE = 1 / np.sqrt(12)
@@ -28,17 +30,11 @@ STUDY_SIZES = (8, 32, 128)
 STUDY_SEEDS = (0, 1, 2)
 
 
-def _dataset(samples: np.ndarray) -> Callable[[], Any]:
-    return lambda: ([samples[i:i + 1]] for i in range(len(samples)))
-
-
 def _int8_converter(export_dir: str, samples: np.ndarray) -> Any:
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(export_dir)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = _dataset(samples)
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    INT8.apply(converter, _dataset(samples))
     return converter
 
 
@@ -135,21 +131,23 @@ def diagnose_task(payload: dict[str, Any], report: Callable[[dict[str, Any]], No
     from optimizer.produce.convert import export_model
     from optimizer.produce.outcomes import Produced, produce_each
 
-    workdir = Path(payload["workdir"])
+    job = ProducePayload.from_dict(payload)
+    workdir = Path(job.workdir)
     scratch = workdir / "diagnosis"
     scratch.mkdir(parents=True, exist_ok=True)
 
     def produce(spec: VariantSpec) -> Produced:
-        if not payload.get("eval_labels_path"):
-            raise VariantFailed("the selective search needs labelled evaluation data; found none")
-        export_dir = payload.get("export_dir")
+        if not job.eval_labels_path or not job.eval_path or not job.calibration_path:
+            raise VariantFailed("the selective search needs calibration data and labelled evaluation data; "
+                                "found none")
+        export_dir = job.export_dir
         if not export_dir:
-            _, loaded = load_checked(Path(payload["model_path"]), workdir)
+            _, loaded = load_checked(Path(job.model_path), workdir)
             export_dir = str(loaded if isinstance(loaded, Path) else export_model(loaded, scratch))
-        all_calibration = np.load(payload["calibration_path"], allow_pickle=False)
+        all_calibration = np.load(job.calibration_path, allow_pickle=False)
         calibration = all_calibration[:int(spec.options["calibration_samples"])]
-        x_eval = np.load(payload["eval_path"], allow_pickle=False)
-        y_eval = np.load(payload["eval_labels_path"], allow_pickle=False)
+        x_eval = np.load(job.eval_path, allow_pickle=False)
+        y_eval = np.load(job.eval_labels_path, allow_pickle=False)
         float_path = scratch / "float32.tflite"
         float_path.write_bytes(bytes(tf.lite.TFLiteConverter.from_saved_model(export_dir).convert()))
         float_accuracy = accuracy(predict(float_path, x_eval), y_eval)
@@ -166,5 +164,5 @@ def diagnose_task(payload: dict[str, Any], report: Callable[[dict[str, Any]], No
                  "search_met_budget": found["chosen"] is not None}
         return Path(best["path"]).read_bytes(), extra, None
 
-    return produce_each((VariantSpec.from_dict(d) for d in payload["specs"]), Path(payload["out_dir"]), produce,
-                        report, "diagnosis error")
+    return produce_each((VariantSpec.from_dict(d) for d in job.specs), Path(job.out_dir), produce, report,
+                        "diagnosis error")

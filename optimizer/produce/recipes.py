@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import re
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -71,33 +72,32 @@ print("wrote", OUTPUT)
 
 
 def _module_source(module: Any) -> str:
-    """A module's source, made standalone: imports of this package become local definitions."""
+    """A module's source, made standalone: the studio's errors become ValueError, and the names it imports
+    from other studio modules come from the one namespace the recipe executes them all in."""
     source = inspect.getsource(module)
-    source = source.replace("from optimizer.errors import InvalidOption, VariantFailed",
-                            "InvalidOption = VariantFailed = ValueError")
-    source = source.replace("from optimizer.errors import ModelRejected", "ModelRejected = ValueError")
-    source = source.replace("from optimizer.variants import VariantKind, VariantSpec", "")
-    return source
+    source = re.sub(r"^from optimizer\.errors import (.+)$", lambda m: " = ".join(
+        [*(name.strip() for name in m.group(1).split(",")), "ValueError"]), source, flags=re.M)
+    return re.sub(r"^from optimizer\.\S+ import .+$", "", source, flags=re.M)
 
 
 def _training(spec: VariantSpec, model_file: str, task: str, seed: int) -> str:
     from optimizer import variants
-    from optimizer.produce import bridge, training
+    from optimizer.produce import bridge, calibration, training
 
-    variants_source = inspect.getsource(variants).replace("from optimizer.errors import InvalidOption",
-                                                          "InvalidOption = ValueError")
     training_source = _module_source(training).split("\ndef train_task(")[0]
-    vendored = {"variants": variants_source, "bridge": _module_source(bridge), "training": training_source}
+    vendored = {"variants": _module_source(variants), "calibration": _module_source(calibration),
+                "bridge": _module_source(bridge), "training": training_source}
     return f'''
 import sys
 import types
 
 # The studio's own code for the variant spec, the Keras 3 -> tf_keras bridge and the tfmot techniques,
-# verbatim (see optimizer/variants.py, bridge.py and training.py), so this file needs nothing else.
+# verbatim (see optimizer/variants.py, produce/calibration.py, bridge.py and training.py), so this file needs
+# nothing else.
 VENDORED = {json.dumps(vendored)}
 studio = types.ModuleType("studio")
 sys.modules["studio"] = studio
-for _name in ("variants", "bridge", "training"):  # one namespace: training uses the spec types
+for _name in ("variants", "calibration", "bridge", "training"):  # one namespace: training uses the spec types
     exec(compile(VENDORED[_name], "studio_" + _name, "exec"), studio.__dict__)
 VariantSpec, to_tf_keras = studio.VariantSpec, studio.to_tf_keras
 train_variant, convert_trained = studio.train_variant, studio.convert_trained

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from optimizer.errors import InvalidOption, VariantFailed
-from optimizer.variants import VariantKind, VariantSpec
+from optimizer.produce.calibration import representative_dataset, representative_samples
+from optimizer.variants import INT8, VariantKind, VariantSpec
 
 try:
     from optimizer.produce.bridge import EQUIVALENCE_TOLERANCE
@@ -398,13 +399,8 @@ def convert_trained(trained: TrainedModel, calibration: np.ndarray, samples: int
         raise InvalidOption(f"calibration_samples must be a whole number >= 1; found {samples!r}")
     converter = tf.lite.TFLiteConverter.from_keras_model(trained.model)
     if trained.int8:
-        wanted = np.dtype(getattr(trained.model.inputs[0].dtype, "as_numpy_dtype", np.float32))
-        # float32 for float inputs (float64 fails); integer inputs (token ids) in their own dtype
-        representative = calibration[:samples].astype(wanted if wanted.kind in "iu" else np.float32)
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([representative[i:i + 1]]
-                                                     for i in range(len(representative)))
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        input_dtype = np.dtype(getattr(trained.model.inputs[0].dtype, "as_numpy_dtype", np.float32))
+        INT8.apply(converter, representative_dataset(representative_samples(calibration, samples, input_dtype)))
     return bytes(converter.convert())
 
 
@@ -417,14 +413,16 @@ def train_task(payload: dict[str, Any], report: ProgressCallback) -> list[dict[s
     from optimizer.intake.model import load_checked
     from optimizer.produce.bridge import to_tf_keras
     from optimizer.produce.outcomes import Produced, produce_each
+    from optimizer.records import ProducePayload
 
-    x = np.load(payload["calibration_path"], allow_pickle=False)
-    y = np.load(payload["calibration_labels_path"], allow_pickle=False)
-    task = payload.get("task") or "classification"
-    seed = int(payload.get("seed", 0))
-    _, loaded = load_checked(Path(payload["model_path"]), Path(payload["workdir"]))
+    job = ProducePayload.from_dict(payload)
+    if not job.calibration_path or not job.calibration_labels_path:
+        raise VariantFailed("training needs labelled training data; found none")
+    x = np.load(job.calibration_path, allow_pickle=False)
+    y = np.load(job.calibration_labels_path, allow_pickle=False)
+    task, seed = job.task or "classification", job.seed
+    _, loaded = load_checked(Path(job.model_path), Path(job.workdir))
     check_inputs = x[:16]
-    calibration_samples = payload.get("calibration_samples")
 
     def produce(spec: VariantSpec) -> Produced:
         started = time.perf_counter()
@@ -432,7 +430,7 @@ def train_task(payload: dict[str, Any], report: ProgressCallback) -> list[dict[s
         tf_keras.utils.set_random_seed(seed)
         trained = train_variant(spec, lambda: twin, x, y, task, report)
         converting = time.perf_counter()
-        samples = calibration_samples or spec.options.get("calibration_samples") or 200
+        samples = int(spec.options.get("calibration_samples") or 200)
         content = convert_trained(trained, x, samples)
         info = {**trained.info, **bridge.to_dict(), "seed": seed}
         if trained.int8:
@@ -440,5 +438,5 @@ def train_task(payload: dict[str, Any], report: ProgressCallback) -> list[dict[s
         extra = {"training": info, "training_s": round(time.perf_counter() - started, 3), "epochs": info["epochs"]}
         return content, extra, time.perf_counter() - converting
 
-    return produce_each((VariantSpec.from_dict(d) for d in payload["specs"]), Path(payload["out_dir"]), produce,
-                        report, "training error")
+    return produce_each((VariantSpec.from_dict(d) for d in job.specs), Path(job.out_dir), produce, report,
+                        "training error")

@@ -13,7 +13,7 @@ from typing import Any
 from optimizer.errors import OptimizerError
 from optimizer.measure.benchmark import file_sizes
 from optimizer.measure.evaluate import Task
-from optimizer.records import DataReport, ProgressEvent, RunLayout, Stage
+from optimizer.records import BenchmarkPayload, DataReport, EvaluatePayload, ProgressEvent, RunLayout, Stage
 from optimizer.run.isolation import Spares, run_task
 from optimizer.run.options import RunOptions
 from optimizer.variants import VariantKind, VariantSpec
@@ -94,13 +94,13 @@ class RunContext:
         outputs_path.parent.mkdir(parents=True, exist_ok=True)
         self.report(ProgressEvent(Stage.EVALUATING, spec.name))
         try:
-            evaluation = self.run_worker("evaluate", {
-                "model_path": str(path), "inputs_path": self.data.only(self.data.evaluation),
-                "outputs_path": str(outputs_path), "threads": self.options.threads,
-                "labels_path": self.data.only(self.data.evaluation_labels) if self.task else None,
-                "task": self.task.value if self.task else None,
-                "reference_path": self.reference_path if spec.kind is not VariantKind.FLOAT32 else None,
-            })
+            evaluation = self.run_worker("evaluate", EvaluatePayload(
+                model_path=str(path), inputs_path=str(self.data.only(self.data.evaluation)),
+                outputs_path=str(outputs_path), threads=self.options.threads,
+                labels_path=self.data.only(self.data.evaluation_labels) if self.task else None,
+                task=str(self.task) if self.task else None,
+                reference_path=self.reference_path if spec.kind is not VariantKind.FLOAT32 else None,
+            ).to_dict())
         except OptimizerError as exc:
             row.update(status="failed", error=str(exc))
             return
@@ -121,25 +121,22 @@ class RunContext:
         row = self.rows[spec.name]
         self.report(ProgressEvent(Stage.BENCHMARKING, spec.name))
         try:
-            row.update(self.run_worker("benchmark", {
-                "model_path": str(self.layout.root / row["path"]),
-                "sample_path": self.data.only(self.data.evaluation),
-                "threads": self.options.threads, "warmup_runs": self.options.warmup_runs,
-                "timed_runs": self.options.timed_runs,
-            }))
+            row.update(self.run_worker("benchmark", self._benchmark_payload(str(self.layout.root / row["path"]))))
         except OptimizerError as exc:
             row.update(status="failed", error=str(exc))
         for point in (row.get("analysis") or {}).get("search", {}).get("curve", []):
             self._benchmark_curve_point(point)
         self.report(ProgressEvent(Stage.MEASURED, spec.name, status=row["status"]))
 
+    def _benchmark_payload(self, model_path: str) -> dict[str, Any]:
+        return BenchmarkPayload(model_path=model_path, sample_path=self.data.only(self.data.evaluation),
+                                threads=self.options.threads, warmup_runs=self.options.warmup_runs,
+                                timed_runs=self.options.timed_runs).to_dict()
+
     def _benchmark_curve_point(self, point: dict[str, Any]) -> None:
         """Latency of one candidate of the selective search, measured like every variant."""
         try:
-            measured = self.run_worker("benchmark", {
-                "model_path": point["path"], "sample_path": self.data.only(self.data.evaluation),
-                "threads": self.options.threads, "warmup_runs": self.options.warmup_runs,
-                "timed_runs": self.options.timed_runs})
+            measured = self.run_worker("benchmark", self._benchmark_payload(point["path"]))
             point.update(latency_ms_p50=measured["latency_ms_p50"], latency_ms_p95=measured["latency_ms_p95"])
         except OptimizerError as exc:
             point["latency_error"] = str(exc)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from optimizer.errors import OptimizerError, WorkerFailed
+from optimizer.records import ProducePayload
 from optimizer.run.context import RunContext
 from optimizer.run.isolation import Worker
 from optimizer.variants import VariantSpec
@@ -17,7 +18,7 @@ class Conversions:
     """Tracks which variants are converted across workers; a worker that crashes fails only the variant
     it was on, and whatever it left undone is retried in fresh workers."""
 
-    def __init__(self, context: RunContext, payload: dict[str, Any], task: str,
+    def __init__(self, context: RunContext, payload: ProducePayload, task: str,
                  on_converted: Callable[[VariantSpec, dict[str, Any]], None]) -> None:
         self.context = context
         self.payload = payload
@@ -55,7 +56,7 @@ class Conversions:
     def run_share(self, worker: Worker, share: list[VariantSpec], export_dir: str | None) -> None:
         self.specs.update({s.name: s for s in share})
         current: dict[str, str] = {}
-        worker.send({**self.payload, "export_dir": export_dir, "specs": [s.to_dict() for s in share]})
+        worker.send(self.payload.share(share, export_dir).to_dict())
 
         def on_event(event: dict[str, Any]) -> None:
             self.track(event, current)

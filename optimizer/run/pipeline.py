@@ -31,7 +31,15 @@ from optimizer.intake.data import prepare_data
 from optimizer.intake.model import ModelFormat, check_model_file
 from optimizer.measure.benchmark import cpu_name
 from optimizer.measure.evaluate import Task, infer_task
-from optimizer.records import DataReport, ModelSummary, ProgressEvent, RunLayout, Stage
+from optimizer.records import (
+    DataReport,
+    InspectPayload,
+    ModelSummary,
+    ProducePayload,
+    ProgressEvent,
+    RunLayout,
+    Stage,
+)
 from optimizer.report.results import package_versions, save_results, to_frame
 from optimizer.run.context import Evaluator, ProgressCallback, RunContext, base_row
 from optimizer.run.conversions import Conversions
@@ -89,8 +97,8 @@ class WarmWorkers:
 def inspect(model_path: Path, workdir: Path, limits: WorkerLimits = DEFAULT_LIMITS) -> dict[str, Any]:
     """Model summary from a worker; raises ModelRejected for a refused file, WorkerFailed for a crash."""
     check_model_file(model_path)
-    summary: dict[str, Any] = run_task("inspect", {"model_path": str(model_path.resolve()),
-                                                   "workdir": str(workdir.resolve())}, workdir=workdir, limits=limits)
+    payload = InspectPayload(str(model_path.resolve()), str(workdir.resolve())).to_dict()
+    summary: dict[str, Any] = run_task("inspect", payload, workdir=workdir, limits=limits)
     return summary
 
 
@@ -226,22 +234,22 @@ class _Run:
             self.after_export.append((Worker("diagnose", workdir=workdir, limits=limits, cancel=self.cancel),
                                       diagnosis))
 
-    def _payload(self) -> dict[str, Any]:
+    def _payload(self) -> ProducePayload:
         """What every producing worker is sent (the specs and the export folder are added per share)."""
         data, task = self._context().data, self._context().task
-        return {"model_path": str(self.local_model.resolve()), "format": self.fmt.value,
-                "workdir": str(self.layout.work_dir.resolve()), "out_dir": str(self.layout.variants_dir.resolve()),
-                "seed": self.options.seed, "calibration_path": data.only(data.calibration),
-                "calibration_labels_path": data.only(data.calibration_labels),
-                "eval_path": data.only(data.evaluation), "eval_labels_path": data.only(data.evaluation_labels),
-                "task": str(task) if task else None}
+        return ProducePayload(
+            model_path=str(self.local_model.resolve()), format=self.fmt.value,
+            workdir=str(self.layout.work_dir.resolve()), out_dir=str(self.layout.variants_dir.resolve()),
+            seed=self.options.seed, calibration_path=data.only(data.calibration),
+            calibration_labels_path=data.only(data.calibration_labels), eval_path=data.only(data.evaluation),
+            eval_labels_path=data.only(data.evaluation_labels), task=str(task) if task else None)
 
     def _inspect_and_export(self) -> None:
         """The preparer inspects the model (then the data is checked and the run planned while it exports),
         exports it, and converts its own share; the other workers start once the export exists."""
         preparer = self.preparer
         assert preparer is not None
-        preparer.send({"model_path": str(self.local_model.resolve()), "workdir": str(self.layout.work_dir.resolve())},
+        preparer.send(InspectPayload(str(self.local_model.resolve()), str(self.layout.work_dir.resolve())).to_dict(),
                       more=True)
         current: dict[str, str] = {}
 
@@ -250,7 +258,7 @@ class _Run:
                 self._plan(event["summary"])
                 own = self.shares[0]
                 self._conversions().specs.update({s.name: s for s in own})
-                preparer.send_more({**self._conversions().payload, "specs": [s.to_dict() for s in own]})
+                preparer.send_more(self._conversions().payload.share(own, None).to_dict())
                 return
             if event.get("stage") == Stage.EXPORTED:
                 self._exported(event["export_dir"], event["export_s"])

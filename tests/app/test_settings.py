@@ -1,6 +1,7 @@
 """The server's settings: it listens on this machine only unless told otherwise, and its file watcher never
 walks .venv/ or runs/."""
 
+import os
 import subprocess
 import tomllib
 
@@ -8,8 +9,10 @@ from tests.app.test_pages import ROOT
 
 
 def _make_run(*variables: str) -> str:
-    return subprocess.run(["make", "-n", "run", *variables], cwd=ROOT, capture_output=True, text=True,
-                          check=True).stdout.strip().splitlines()[-1]
+    """The command `make run` would start (run from `make test`, so the parent make's flags are dropped)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
+    return subprocess.run(["make", "--no-print-directory", "-n", "run", *variables], cwd=ROOT, env=env,
+                          capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
 
 
 def test_make_run_listens_on_this_machine_unless_address_is_given():
