@@ -206,6 +206,15 @@ KINDS: dict[str, KindInfo] = {
 }
 
 
+def option_defaults() -> dict[str, Any]:
+    """Each option's default across the kinds that have it (the app's widgets start from these)."""
+    defaults: dict[str, Any] = {}
+    for info in KINDS.values():
+        for name, value in info.option_defaults.items():
+            defaults.setdefault(name, value)
+    return defaults
+
+
 EXTRA_KINDS_VARIABLE = "STUDIO_EXTRA_KINDS"
 
 

@@ -4,7 +4,8 @@ import streamlit as st
 
 from optimizer.intake.model import ModelFormat, model_format, source_of
 from optimizer.measure.evaluate import Task
-from optimizer.variants import KINDS, VariantKind, default_kinds, spec_with_options
+from optimizer.run.options import RunOptions
+from optimizer.variants import KINDS, default_kinds, option_defaults, spec_with_options
 from ui import services, state, widgets
 
 st.set_page_config(page_title="Variants & run", layout="wide")
@@ -21,36 +22,40 @@ with widgets.user_errors():
     post_training = default_kinds(source_of(fmt))
     kinds = default_kinds(source_of(fmt), training=trainable)
     chosen = st.multiselect("Variant kinds", kinds, default=post_training, key="variant_kinds",
-                            format_func=lambda k: KINDS[VariantKind(k)].label)
+                            format_func=lambda k: KINDS[k].label)
     if not trainable:
         st.caption("Training variants (QAT, pruning, clustering) need a .keras or .h5 model.")
     for kind in chosen:
-        st.caption(f"**{KINDS[VariantKind(kind)].label}**: {KINDS[VariantKind(kind)].summary}")
+        st.caption(f"**{KINDS[kind].label}**: {KINDS[kind].summary}")
+    run_defaults, kind_defaults = RunOptions(), option_defaults()
     left, middle, right = st.columns(3)
-    threads = left.number_input("Threads", 1, 8, 1, key="threads")
-    timed_runs = middle.number_input("Timed runs", 50, 2000, 50, step=10, key="timed_runs")
-    warmup_runs = right.number_input("Warm-up runs", 0, 200, 10, key="warmup_runs")
+    threads = left.number_input("Threads", 1, 8, run_defaults.threads, key="threads")
+    timed_runs = middle.number_input("Timed runs", 50, 2000, run_defaults.timed_runs, step=10, key="timed_runs")
+    warmup_runs = right.number_input("Warm-up runs", 0, 200, run_defaults.warmup_runs, key="warmup_runs")
     left, middle, right = st.columns(3)
-    calibration = left.number_input("Calibration samples", 1, 10_000, 200, key="calibration_samples")
+    calibration = left.number_input("Calibration samples", 1, 10_000, kind_defaults["calibration_samples"],
+                                    key="calibration_samples")
     task = middle.selectbox("Task", [None, *(t.value for t in Task)], key="task",
                             format_func=lambda t: "inferred from the labels" if t is None else t,
                             help="Classification (top-1 accuracy) or regression (MAE); by default whole-number "
                                  "labels that index the model's outputs mean classification.")
-    seed = right.number_input("Seed", 0, 2**31 - 1, 0, key="seed",
+    seed = right.number_input("Seed", 0, 2**31 - 1, run_defaults.seed, key="seed",
                               help="Seeds the calibration/evaluation split of a single data file and the "
                                    "fine-tuning of training variants.")
-    training_chosen = [k for k in chosen if KINDS[VariantKind(k)].needs_training]
+    training_chosen = [k for k in chosen if KINDS[k].needs_training]
     options: dict[str, object] = {"calibration_samples": int(calibration)}
     if training_chosen:
         with st.expander("Fine-tune options (training variants)", expanded=True):
             cols = st.columns(6)
             options.update(
-                epochs=int(cols[0].number_input("Epochs", 1, 200, 4, key="epochs")),
-                batch_size=int(cols[1].number_input("Batch size", 1, 4096, 32, key="batch_size")),
-                learning_rate=float(cols[2].number_input("Learning rate", 1e-6, 1.0, 5e-4, format="%.5f",
-                                                         key="learning_rate")),
-                sparsity=float(cols[3].selectbox("Sparsity", [0.5, 0.75, 0.9], key="sparsity")),
-                clusters=int(cols[4].number_input("Clusters", 2, 256, 16, key="clusters")),
+                epochs=int(cols[0].number_input("Epochs", 1, 200, kind_defaults["epochs"], key="epochs")),
+                batch_size=int(cols[1].number_input("Batch size", 1, 4096, kind_defaults["batch_size"],
+                                                    key="batch_size")),
+                learning_rate=float(cols[2].number_input("Learning rate", 1e-6, 1.0, kind_defaults["learning_rate"],
+                                                         format="%.5f", key="learning_rate")),
+                sparsity=float(cols[3].selectbox("Sparsity", sorted({kind_defaults["sparsity"], 0.75, 0.9}),
+                                                 key="sparsity")),
+                clusters=int(cols[4].number_input("Clusters", 2, 256, kind_defaults["clusters"], key="clusters")),
                 schedule=cols[5].selectbox("Pruning schedule", ["polynomial", "constant"], key="schedule"))
             st.caption("Pruning and clustering shrink the compressed (gzip) size only; no x86 TFLite kernel runs "
                        "sparse, 2:4 or clustered weights faster. Each technique starts from a fresh copy of the "
