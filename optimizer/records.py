@@ -39,6 +39,7 @@ class Stage(StrEnum):
     MEASURED = "measured"
     FAILED = "failed"
     DONE = "done"
+    WORKING = "working"  # a stage this list does not know (e.g. from an extra kind's worker), kept in details
 
 
 # How far along a variant is at each stage, for progress bars.
@@ -66,9 +67,12 @@ class ProgressEvent:
     def from_dict(cls, data: dict[str, Any]) -> ProgressEvent:
         known = {"stage", "variant", "status", "epoch", "epochs"}
         outcome = data.get("outcome") or {}
-        return cls(stage=Stage(data["stage"]), variant=data.get("variant") or outcome.get("name"),
-                   status=data.get("status"), epoch=data.get("epoch"), epochs=data.get("epochs"),
-                   details={k: v for k, v in data.items() if k not in known})
+        details = {k: v for k, v in data.items() if k not in known}
+        stage = str(data.get("stage", ""))
+        if stage not in Stage.__members__.values():
+            stage, details = Stage.WORKING, {**details, "reported_stage": stage}
+        return cls(stage=Stage(stage), variant=data.get("variant") or outcome.get("name"),
+                   status=data.get("status"), epoch=data.get("epoch"), epochs=data.get("epochs"), details=details)
 
 
 @dataclass(frozen=True)

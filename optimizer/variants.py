@@ -6,6 +6,7 @@ app's session state share one representation. New kinds plug in by adding one :c
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -279,6 +280,9 @@ ALIASES: dict[str, tuple[VariantKind, dict[str, Any]]] = {
 }
 
 
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
 @dataclass(frozen=True)
 class VariantSpec:
     """One variant to produce: a kind plus its options (validated on construction)."""
@@ -307,6 +311,9 @@ class VariantSpec:
         object.__setattr__(self, "options", merged)
         if not self.name:
             object.__setattr__(self, "name", str(kind))
+        if not (isinstance(self.name, str) and _SAFE_NAME.fullmatch(self.name)):
+            raise InvalidOption(f"variant name: expected 1-64 letters, digits, '_' or '-' (it names the variant's "
+                                f"files); found {self.name!r}")
 
     @property
     def info(self) -> KindInfo:

@@ -16,13 +16,10 @@ import streamlit as st
 from optimizer.errors import OptimizerError, user_message
 from optimizer.jobs.runner import JobRequest
 from optimizer.jobs.store import ACTIVE, RunStore
-from optimizer.records import RunLayout
+from optimizer.records import VARIANT_SHARE, RunLayout, Stage
 from optimizer.report import results
 from optimizer.report.results import StoredRun, VariantResult
 from ui import state
-
-_STAGE_SHARE = {"converting": 0.15, "converted": 0.35, "evaluating": 0.5, "benchmarking": 0.8, "measured": 1.0,
-                "failed": 1.0}
 
 
 @contextmanager
@@ -135,7 +132,7 @@ def show_progress(store: RunStore, run_id: str) -> dict[str, Any] | None:
         st.error(f"Run {run_id} {status}: {record.get('error') or ''}")
     for variant, entry in (progress.get("variants") or {}).items():
         stage = entry.get("stage", "")
-        share = _STAGE_SHARE.get(stage, 0.05)
+        share = VARIANT_SHARE.get(Stage(stage), 0.05) if stage in Stage.__members__.values() else 0.05
         if stage == "training" and entry.get("epochs"):
             share = 0.05 + 0.25 * int(entry.get("epoch") or 0) / int(entry["epochs"])
         text = f"{variant}: {stage}"

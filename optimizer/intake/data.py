@@ -221,17 +221,19 @@ def _load_npz(path: Path) -> Arrays:
 
 
 def _check_csv(path: Path) -> None:
-    """Bound the table pandas would build (rows x columns, counted without parsing) by the memory limit."""
+    """Bound the table pandas would build (rows x columns, counted without parsing) by the memory limit. Every
+    line ending pandas accepts counts (\\n, \\r\\n and a bare \\r); a split \\r\\n only over-counts."""
     columns, rows, in_header, last = 1, 0, True, b"\n"
     with open(path, "rb") as handle:
         while chunk := handle.read(1 << 20):
             if in_header:
-                end = chunk.find(b"\n")
+                ends = [i for i in (chunk.find(b"\n"), chunk.find(b"\r")) if i >= 0]
+                end = min(ends) if ends else -1
                 columns += chunk.count(b",", 0, len(chunk) if end < 0 else end)
                 in_header = end < 0
-            rows += chunk.count(b"\n")
+            rows += chunk.count(b"\n") + chunk.count(b"\r") - chunk.count(b"\r\n")
             last = chunk[-1:]
-    if last != b"\n":
+    if last not in (b"\n", b"\r"):
         rows += 1
     rows = max(rows - 1, 0)  # the header row
     declared = rows * columns * CSV_CELL_BYTES

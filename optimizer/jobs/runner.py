@@ -10,6 +10,7 @@ scheduler (:mod:`optimizer.jobs.scheduler`) decides when a runner starts.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from optimizer.errors import InvalidOption, OptimizerError, user_message
+from optimizer.errors import InvalidOption, OptimizerError, folder_problem, user_message
 from optimizer.intake.model import file_sha256
 from optimizer.jobs.store import HEARTBEAT_S, RunStore, new_run_id, unwritable
 from optimizer.records import ProgressEvent, Stage, check_known_fields
@@ -53,11 +54,16 @@ class JobRequest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobRequest:
+        """From a stored request; one queued before RunOptions were nested (threads, seed, ... at the top
+        level) is read too."""
+        flat = {k: data[k] for k in _LEGACY_OPTION_FIELDS if k in data}
+        data = {k: v for k, v in data.items() if k not in flat}
         check_known_fields(cls, data, "job request")
-        options = RunOptions.from_dict(data.get("options") or {})
+        options = RunOptions.from_dict({**flat, **(data.get("options") or {})})
         return cls(**{**data, "options": options})
 
 
+_LEGACY_OPTION_FIELDS = ("threads", "timed_runs", "warmup_runs", "task", "seed", "label_column", "eval_fraction")
 _INPUT_FIELDS = ("model", "data", "labels", "calib", "eval_data")
 
 
@@ -165,7 +171,9 @@ def _startable(store: RunStore, run_id: str) -> tuple[JobRequest, dict[str, str]
 
 
 def _keep_alive(store: RunStore, run_id: str, cancel: threading.Event, stop: threading.Event) -> None:
-    """Heartbeat (so no server takes this live run for dead) and the user's cancel request."""
+    """Heartbeat (so no server takes this live run for dead) and the user's cancel request; a run that is no
+    longer running in the store (marked interrupted while this runner was stalled) is stopped too, so it never
+    computes beside the job that took its place."""
     last_beat = 0.0
     while not stop.wait(0.5):
         with contextlib.suppress(Exception):  # a busy or full database must not end the watch
@@ -174,13 +182,14 @@ def _keep_alive(store: RunStore, run_id: str, cancel: threading.Event, stop: thr
                 store.heartbeat(run_id, os.getpid())
                 last_beat = now
             current = store.get(run_id)
-            if current is None or current["cancel_requested"]:
+            if current is None or current["cancel_requested"] or current["status"] != "running":
                 cancel.set()
 
 
 def run_job(store: RunStore, run_id: str, warm: WarmWorkers | None = None) -> None:
-    """Run one claimed job to its end; every outcome is written to the store (never raised). A final status
-    is written once: a run already final (e.g. interrupted) is never flipped back."""
+    """Run one claimed job to its end; every outcome is written to the store (raises only when the store
+    itself cannot be written). A final status is written once: a run already final (e.g. interrupted) is
+    never flipped back."""
     startable = _startable(store, run_id)
     if startable is None:
         if warm is not None:
@@ -188,12 +197,12 @@ def run_job(store: RunStore, run_id: str, warm: WarmWorkers | None = None) -> No
         return
     request, local = startable
     print(f"runner {os.getpid()} starts run {run_id}", flush=True)
-    store.heartbeat(run_id, os.getpid())
     cancel, stop_watch = threading.Event(), threading.Event()
-    threading.Thread(target=_keep_alive, args=(store, run_id, cancel, stop_watch), daemon=True).start()
     recorder = _ProgressRecorder(store, run_id)
     job_dir = store.job_dir(run_id)
     try:
+        store.heartbeat(run_id, os.getpid())
+        threading.Thread(target=_keep_alive, args=(store, run_id, cancel, stop_watch), daemon=True).start()
         result = run_comparison(
             Path(local["model"]), job_dir, request.specs(),
             data=_path(local.get("data")), labels=_path(local.get("labels")), calib=_path(local.get("calib")),
@@ -206,17 +215,30 @@ def run_job(store: RunStore, run_id: str, warm: WarmWorkers | None = None) -> No
                      error="cancelled by the user" if cancel.is_set() else None)
     except OptimizerError as exc:
         _fail(store, run_id, recorder, "cancelled" if cancel.is_set() else "failed", user_message(exc))
-    except OSError as exc:  # the runs folder filled up or went read-only: free what this run wrote
-        for partial in ("variants", "work"):
-            shutil.rmtree(job_dir / partial, ignore_errors=True)
-        for partial_file in ("results.csv", "results.json", "manifest.json", "report.html"):
-            with contextlib.suppress(OSError):
-                (job_dir / partial_file).unlink()
+    except OSError as exc:
+        if not _folder_full_or_read_only(exc, job_dir):
+            _fail(store, run_id, recorder, "failed", f"Unexpected error ({type(exc).__name__}): {exc}"[:500])
+            return
+        _discard_partial_results(job_dir)
         _fail(store, run_id, recorder, "failed", user_message(unwritable(store.root, exc)))
     except Exception as exc:  # noqa: BLE001 - the job fails with a reason; the runner never leaves it running
         _fail(store, run_id, recorder, "failed", f"Unexpected error ({type(exc).__name__}): {exc}"[:500])
     finally:
         stop_watch.set()
+
+
+def _folder_full_or_read_only(error: OSError, job_dir: Path) -> bool:
+    """Did writing fail because the runs folder is full, over quota or read-only (not any other OSError)?"""
+    return error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS) or folder_problem(job_dir) is not None
+
+
+def _discard_partial_results(job_dir: Path) -> None:
+    """The files of a run that could not be finished for want of space: freed, so nothing looks complete."""
+    for partial in ("variants", "work"):
+        shutil.rmtree(job_dir / partial, ignore_errors=True)
+    for partial_file in ("results.csv", "results.json", "manifest.json", "report.html"):
+        with contextlib.suppress(OSError):
+            (job_dir / partial_file).unlink()
 
 
 def _fail(store: RunStore, run_id: str, recorder: _ProgressRecorder, status: str, error: str) -> None:

@@ -105,6 +105,12 @@ def folder_bytes(folder: Path) -> int:
     return total
 
 
+def _active_with_key(db: sqlite3.Connection, request_key: str) -> str | None:
+    row = db.execute("SELECT id FROM runs WHERE request_key = ? AND status IN ('queued', 'running')"
+                     " ORDER BY created_at LIMIT 1", (request_key,)).fetchone()
+    return str(row["id"]) if row else None
+
+
 def _newest_mtime(folder: Path) -> float:
     newest = folder.stat().st_mtime
     for dirpath, _, filenames in os.walk(folder):
@@ -191,11 +197,8 @@ class RunStore:
         run_id = run_id or new_run_id()
         now = time.time()
         with self._connect(immediate=True) as db:
-            if request_key is not None:
-                active = db.execute("SELECT id FROM runs WHERE request_key = ? AND status IN ('queued', 'running')"
-                                    " ORDER BY created_at LIMIT 1", (request_key,)).fetchone()
-                if active is not None:
-                    return str(active["id"])  # the same request is already queued or running
+            if request_key is not None and (active := _active_with_key(db, request_key)) is not None:
+                return active  # the same request is already queued or running
             db.execute(
                 "INSERT INTO runs (id, created_at, updated_at, status, session, model_name, inputs, options,"
                 " progress, manifest, request_key) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
@@ -244,9 +247,7 @@ class RunStore:
     def find_active(self, request_key: str) -> str | None:
         """The queued or running run with this request key (same inputs and options), if any."""
         with self._connect() as db:
-            row = db.execute("SELECT id FROM runs WHERE request_key = ? AND status IN ('queued', 'running')"
-                             " ORDER BY created_at LIMIT 1", (request_key,)).fetchone()
-        return str(row["id"]) if row else None
+            return _active_with_key(db, request_key)
 
     def update(self, run_id: str, **fields: Any) -> bool:
         """Write fields of a run; a status change applies only while the run is not final (False if refused)."""

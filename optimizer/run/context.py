@@ -151,6 +151,7 @@ class Evaluator:
         self._pending: list[tuple[VariantSpec, dict[str, Any]]] = []
         self._closed = False
         self._reference_done = False
+        self._reference_in_flight = False  # float32 is being evaluated: the others wait for its outputs
         self._condition = threading.Condition()
         self._threads = [threading.Thread(target=self._loop, name=f"evaluator-{i}", daemon=True)
                          for i in range(threads)]
@@ -175,10 +176,11 @@ class Evaluator:
                 for item in self._pending:
                     if self._reference_done or item[0].kind is VariantKind.FLOAT32:
                         self._pending.remove(item)
+                        self._reference_in_flight |= item[0].kind is VariantKind.FLOAT32
                         return item
-                if self._closed:
-                    if not self._pending:
-                        return None
+                if self._closed and not self._pending:
+                    return None
+                if self._closed and not self._reference_in_flight:
                     self._reference_done = True  # float32 never came: evaluate the rest without it
                     continue
                 self._condition.wait()
@@ -193,7 +195,7 @@ class Evaluator:
             finally:
                 if spec.kind is VariantKind.FLOAT32:
                     with self._condition:
-                        self._reference_done = True
+                        self._reference_done, self._reference_in_flight = True, False
                         self._condition.notify_all()
 
 

@@ -28,6 +28,7 @@ class Conversions:
         self.done: set[str] = set()
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self.workers: list[Worker] = []  # every worker a share ran on, so an aborted run can stop them all
 
     def _finish(self, spec: VariantSpec, outcome: dict[str, Any]) -> None:
         with self._lock:
@@ -54,6 +55,7 @@ class Conversions:
                                 "error": "cancelled" if cancelled else str(error)})
 
     def run_share(self, worker: Worker, share: list[VariantSpec], export_dir: str | None) -> None:
+        self.workers.append(worker)
         self.specs.update({s.name: s for s in share})
         current: dict[str, str] = {}
         worker.send(self.payload.share(share, export_dir).to_dict())
@@ -66,6 +68,11 @@ class Conversions:
             worker.wait(on_event)
         except OptimizerError as exc:
             self.fail_unfinished(share, exc, current)
+
+    def abort(self) -> None:
+        """Stop every worker a share ran on (a no-op for those that finished)."""
+        for worker in list(self.workers):
+            worker.abort()
 
     def start_share(self, worker: Worker, share: list[VariantSpec], export_dir: str | None) -> None:
         if not share:

@@ -7,10 +7,12 @@ becomes a row with its reason; only a refused model or refused data stops the ru
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import shutil
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -146,6 +148,16 @@ class _Run:
         self.conversions: Conversions | None = None
         self.shares: tuple[list[VariantSpec], list[VariantSpec]] = ([], [])
         self.after_export: list[tuple[Worker, list[VariantSpec]]] = []
+        self.step_seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def step(self, step: Step) -> Iterator[None]:
+        """Time one step; the manifest records how long each took (``step_s``)."""
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.step_seconds[str(step)] = round(time.perf_counter() - started, 3)
 
     # -- Step.PREPARE ------------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -295,10 +307,12 @@ class _Run:
         conversions.fail_unfinished(self._plan_().by_worker("convert"), reason, {})
 
     def abort(self) -> None:
-        """Stop every worker this run started (a refused input, a cancel, an error before the steps)."""
-        for worker in (self.helper, self.preparer):
+        """Stop every worker this run started (a refused input, a cancel, an error in a step)."""
+        for worker in (self.helper, self.preparer, *(w for w, _ in self.after_export)):
             if worker is not None:
                 worker.abort()
+        if self.conversions is not None:
+            self.conversions.abort()
         if self.evaluator is not None:
             self.evaluator.close_and_wait()
         if self.context is not None:
@@ -349,6 +363,7 @@ class _Run:
             "options": {**options.to_dict(), "task": task},
             "variants": [s.to_dict() for s in plan.variants],
             "export_s": self.export_s,
+            "step_s": dict(self.step_seconds),  # prepare, convert (with evaluation) and benchmark
             "conversion_workers": 1 if self.fmt is ModelFormat.TFLITE or len(plan.by_worker("convert")) < 2 else 2,
             "warm_start": self.warm_start,  # TensorFlow workers started before the run (a server's standby)
             "versions": package_versions(),
@@ -407,19 +422,25 @@ def run_comparison(
     started earlier, replace the two TensorFlow workers a run starts (a .tflite source, other limits or a dead
     worker: they stop and the run starts its own).
 
-    Raises ModelRejected / DataRejected / InvalidOption / StoreUnavailable before anything ran; every later
-    failure is a variant's row with ``status`` and ``error``.
+    Raises ModelRejected / DataRejected / InvalidOption / StoreUnavailable before anything ran; a failure while
+    producing or measuring one variant is that variant's row with ``status`` and ``error``. What can still
+    escape later is an error of the run itself (its folder full or unwritable, a cancel), after every worker
+    it started has been stopped.
     """
     # The statistics at the end need scipy (about 1 s to import): load it while the workers do the work.
     threading.Thread(target=importlib.import_module, args=("optimizer.measure.stats",), daemon=True).start()
     run = _Run(RunInputs(model_path, data, labels, calib, eval_data), RunLayout(out_dir), specs, options,
                on_progress or (lambda event: None), cancel, warm)
-    run.prepare()
+    with run.step(Step.PREPARE):
+        run.prepare()
     try:
-        run.convert()
-        run.benchmark()
+        with run.step(Step.CONVERT):
+            run.convert()
+        with run.step(Step.BENCHMARK):
+            run.benchmark()
     except BaseException:
         run.abort()
         raise
-    rows, manifest = run.finalize()
+    with run.step(Step.FINALIZE):
+        rows, manifest = run.finalize()
     return run.save(rows, manifest)

@@ -142,10 +142,11 @@ def test_non_numeric_headers_are_refused_before_reading(tmp_path, descr, expecte
     assert _refusal(path) == expected
 
 
-def test_csv_table_over_the_memory_limit_is_refused_before_parsing(tmp_path, monkeypatch):
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])  # pandas reads all three; so does the bound
+def test_csv_table_over_the_memory_limit_is_refused_before_parsing(tmp_path, monkeypatch, newline):
     monkeypatch.setattr(data_module, "MAX_ARRAY_BYTES", 16 * 1024)
     path = tmp_path / "wide.csv"
-    path.write_text("a,b,label\n" + "1,2,0\n" * 1000)
+    path.write_bytes(("a,b,label" + newline + ("1,2,0" + newline) * 1000).encode())
     assert _refusal(path) == ("wide.csv: a table of about 1000 rows x 3 columns = 23.4 KiB as 64-bit numbers, "
                               "over the 16.0 KiB memory limit for one array ($STUDIO_MAX_ARRAY_MB)")
 
