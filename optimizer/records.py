@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from optimizer.errors import InvalidOption
 
@@ -99,13 +99,6 @@ class RunLayout:
 
     def outputs_of(self, variant: str) -> Path:
         return self.outputs_dir / f"{variant}.npy"
-
-    def variant_file(self, variant: str) -> Path:
-        return self.variants_dir / f"{variant}.tflite"
-
-    @property
-    def runner_log(self) -> Path:
-        return self.root / "runner.log"
 
     def relative(self, path: Path) -> str:
         """A path inside the run as stored in its results (relative to the run folder when it is inside)."""
@@ -206,23 +199,28 @@ class DataReport:
 
 # What each worker task is sent (as JSON on its stdin): typed at both ends of the pipe.
 @dataclass(frozen=True)
-class InspectPayload:
-    """Inspect (and, for the preparer, export) one model file inside a work folder."""
-
-    model_path: str
-    workdir: str
+class _Payload:
+    """A worker payload: plain fields, sent as a JSON object; unknown fields are refused on arrival."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> InspectPayload:
-        check_known_fields(cls, data, "inspect payload")
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        check_known_fields(cls, data, cls.__name__)
         return cls(**data)
 
 
 @dataclass(frozen=True)
-class ProducePayload:
+class InspectPayload(_Payload):
+    """Inspect (and, for the preparer, export) one model file inside a work folder."""
+
+    model_path: str
+    workdir: str
+
+
+@dataclass(frozen=True)
+class ProducePayload(_Payload):
     """A producing worker's share (convert, train, diagnose): the model, where the variants go, the run's data
     files (of its one input and one output; DataReport keeps them by tensor name) and the specs to make."""
 
@@ -247,13 +245,12 @@ class ProducePayload:
         return {**asdict(self), "specs": list(self.specs)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ProducePayload:
-        check_known_fields(cls, data, "produce payload")
-        return cls(**{**data, "specs": tuple(data.get("specs") or ())})
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        return super().from_dict({**data, "specs": tuple(data.get("specs") or ())})
 
 
 @dataclass(frozen=True)
-class EvaluatePayload:
+class EvaluatePayload(_Payload):
     """Run one variant over the evaluation inputs; score against labels and the float32 reference outputs."""
 
     model_path: str
@@ -264,17 +261,9 @@ class EvaluatePayload:
     task: str | None = None
     reference_path: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> EvaluatePayload:
-        check_known_fields(cls, data, "evaluate payload")
-        return cls(**data)
-
 
 @dataclass(frozen=True)
-class BenchmarkPayload:
+class BenchmarkPayload(_Payload):
     """Time one variant: warm-up runs, then timed runs, on one evaluation sample (zeros without data)."""
 
     model_path: str
@@ -282,11 +271,3 @@ class BenchmarkPayload:
     threads: int = 1
     warmup_runs: int = 10
     timed_runs: int = 50
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> BenchmarkPayload:
-        check_known_fields(cls, data, "benchmark payload")
-        return cls(**data)

@@ -3,12 +3,12 @@ that collapsed flagged, and the manifest that records how the numbers were made.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from optimizer.measure.evaluate import Task
+from optimizer.records import RunLayout
 from optimizer.run.context import RunContext
 from optimizer.variants import KINDS, VariantKind
 
@@ -16,24 +16,24 @@ from optimizer.variants import KINDS, VariantKind
 def add_statistics(rows: list[dict[str, Any]], context: RunContext) -> None:
     """Against float32: is the accuracy change real (McNemar, bootstrap), is the latency change real (median
     intervals), and which evaluation samples flipped class."""
-    outputs_dir = context.layout.outputs_dir
+    layout = context.layout
     reference = next((r for r in rows if r["kind"] == VariantKind.FLOAT32.value and r["status"] == "ok"), None)
     labels_path = context.data.only(context.data.evaluation_labels)
     labels = np.load(labels_path, allow_pickle=False) if labels_path and context.task is Task.CLASSIFICATION else None
     reference_outputs = None
-    if reference is not None and (outputs_dir / f"{reference['variant']}.npy").exists():
-        reference_outputs = np.load(outputs_dir / f"{reference['variant']}.npy", allow_pickle=False)
+    if reference is not None and layout.outputs_of(reference["variant"]).exists():
+        reference_outputs = np.load(layout.outputs_of(reference["variant"]), allow_pickle=False)
     for row in rows:
         if row["status"] != "ok":
             continue
         try:
-            _row_statistics(row, reference, reference_outputs, labels, outputs_dir, context.options.seed)
+            _row_statistics(row, reference, reference_outputs, labels, layout, context.options.seed)
         except Exception as exc:  # noqa: BLE001 - the variant stays measured; its statistics say why not
             row["statistics_error"] = f"{type(exc).__name__}: {exc}"[:300]
 
 
 def _row_statistics(row: dict[str, Any], reference: dict[str, Any] | None, reference_outputs: np.ndarray | None,
-                    labels: np.ndarray | None, outputs_dir: Path, seed: int) -> None:
+                    labels: np.ndarray | None, layout: RunLayout, seed: int) -> None:
     """One variant's latency intervals and verdict, prediction flips and accuracy significance."""
     from optimizer.measure.evaluate import predicted_classes
     from optimizer.measure.stats import accuracy_significance, compare_latency, median_interval, prediction_flips
@@ -43,7 +43,7 @@ def _row_statistics(row: dict[str, Any], reference: dict[str, Any] | None, refer
         row.update(latency_ms_p50_ci_low=low, latency_ms_p50_ci_high=high)
         if reference is not None and row is not reference and reference.get("timings_ms"):
             row["latency_verdict"] = compare_latency(reference["timings_ms"], row["timings_ms"])
-    path = outputs_dir / f"{row['variant']}.npy"
+    path = layout.outputs_of(row["variant"])
     if row is reference or reference_outputs is None or not path.exists():
         return
     outputs = np.load(path, allow_pickle=False)
