@@ -98,7 +98,8 @@ class RunLayout:
         return self.work_dir / "outputs"
 
     def outputs_of(self, variant: str) -> Path:
-        return self.outputs_dir / f"{variant}.npy"
+        """A variant's outputs on the evaluation inputs, by output name (see :mod:`optimizer.tensors`)."""
+        return self.outputs_dir / f"{variant}.npz"
 
     def relative(self, path: Path) -> str:
         """A path inside the run as stored in its results (relative to the run folder when it is inside)."""
@@ -113,13 +114,22 @@ class TensorInfo:
     name: str
     shape: tuple[int | None, ...]
     dtype: str
+    scale: float = 0.0  # a quantized .tflite tensor's scale: its data is given as real (float) values
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TensorInfo:
-        return cls(str(data.get("name", "")), tuple(data.get("shape") or ()), str(data.get("dtype", "")))
+        return cls(str(data.get("name", "")), tuple(data.get("shape") or ()), str(data.get("dtype", "")),
+                   float(data.get("scale") or 0.0))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+        data: dict[str, Any] = {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+        return {**data, "scale": self.scale} if self.scale else data
+
+    @property
+    def data_dtype(self) -> str:
+        """The dtype its data is kept in: the tensor's own for integer inputs (token ids, uint8 pixels), float32
+        for float tensors and for quantized ones (the runtime quantizes real values with the tensor's scale)."""
+        return self.dtype if self.dtype.startswith(("int", "uint", "bool")) and not self.scale else "float32"
 
 
 @dataclass(frozen=True)
@@ -135,6 +145,8 @@ class ModelSummary:
     inputs: tuple[TensorInfo, ...]
     outputs: tuple[TensorInfo, ...]
     layers: tuple[dict[str, Any], ...] = ()
+    signature: str | None = None  # the SavedModel / .tflite signature the run uses
+    signatures: tuple[str, ...] = ()  # every signature the file has
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -145,29 +157,40 @@ class ModelSummary:
                    parameter_count=int(data.get("parameter_count") or 0),
                    inputs=tuple(TensorInfo.from_dict(t) for t in data["inputs"]),
                    outputs=tuple(TensorInfo.from_dict(t) for t in data["outputs"]),
-                   layers=tuple(data.get("layers") or ()), raw=dict(data))
+                   layers=tuple(data.get("layers") or ()), signature=data.get("signature"),
+                   signatures=tuple(data.get("signatures") or ()), raw=dict(data))
 
     @property
-    def input(self) -> TensorInfo:
-        """The model's one input (models with several are the next step of the redesign)."""
-        return self.inputs[0]
+    def input_names(self) -> list[str]:
+        return [t.name for t in self.inputs]
 
     @property
-    def output(self) -> TensorInfo:
-        return self.outputs[0]
+    def output_names(self) -> list[str]:
+        return [t.name for t in self.outputs]
+
+    @property
+    def single_input(self) -> bool:
+        return len(self.inputs) == 1
+
+    def output_named(self, name: str) -> TensorInfo:
+        for tensor in self.outputs:
+            if tensor.name == name:
+                return tensor
+        raise InvalidOption(f"output: the model has no output {name!r}; it has {self.output_names}")
 
     def manifest(self) -> dict[str, Any]:
         return {"file_name": self.file_name, "format": self.format, "source": self.source,
                 "file_size_bytes": self.file_size_bytes, "sha256": self.sha256,
                 "parameter_count": self.parameter_count, "inputs": [t.to_dict() for t in self.inputs],
-                "outputs": [t.to_dict() for t in self.outputs]}
+                "outputs": [t.to_dict() for t in self.outputs], "signature": self.signature,
+                "signatures": list(self.signatures)}
 
 
 @dataclass(frozen=True)
 class DataReport:
     """The checked data of a run, keyed by the model's tensor names: the calibration and evaluation arrays of
-    each input, and the labels of each labelled output (files in the run's work folder), plus the facts shown
-    to the user (source, split, sample counts, classes, notes, the data's hash)."""
+    each input, and the labels of each labelled output (``.npy`` files in the run's work folder), plus the
+    facts shown to the user (source, split, sample counts, classes, notes, the data's hash)."""
 
     source: str
     calibration: dict[str, str]  # input name -> .npy path
@@ -177,24 +200,21 @@ class DataReport:
     facts: dict[str, Any]  # split, calibration_samples, eval_samples, sample_shape, labelled, classes, notes
 
     @classmethod
-    def from_prepared(cls, report: dict[str, Any], model: ModelSummary) -> DataReport:
-        """From the report of :func:`optimizer.intake.data.prepare_data` (one input, one output)."""
-        def named(key: str, tensor: TensorInfo) -> dict[str, str]:
-            return {tensor.name: str(report[key])} if report.get(key) else {}
-
-        return cls(source=str(report["source"]), calibration=named("calibration_path", model.input),
-                   evaluation=named("eval_path", model.input),
-                   calibration_labels=named("calibration_labels_path", model.output),
-                   evaluation_labels=named("eval_labels_path", model.output),
-                   facts={k: v for k, v in report.items() if not k.endswith("_path")})
+    def from_prepared(cls, report: dict[str, Any]) -> DataReport:
+        """From the report of :func:`optimizer.intake.data.prepare_data`."""
+        files = ("calibration", "evaluation", "calibration_labels", "evaluation_labels")
+        return cls(source=str(report["source"]), calibration=dict(report["calibration"]),
+                   evaluation=dict(report["evaluation"]), calibration_labels=dict(report["calibration_labels"]),
+                   evaluation_labels=dict(report["evaluation_labels"]),
+                   facts={k: v for k, v in report.items() if k not in files})
 
     @property
     def synthetic(self) -> bool:
         return self.source == "synthetic"
 
-    def only(self, paths: dict[str, str]) -> str | None:
-        """The single tensor's file of a one-input (or one-output) mapping, None when there is none."""
-        return next(iter(paths.values()), None)
+    @property
+    def labelled_outputs(self) -> list[str]:
+        return list(self.evaluation_labels)
 
 
 # What each worker task is sent (as JSON on its stdin): typed at both ends of the pipe.
@@ -217,23 +237,26 @@ class InspectPayload(_Payload):
 
     model_path: str
     workdir: str
+    signature: str | None = None  # a SavedModel's or .tflite's signature; None: serving_default
 
 
 @dataclass(frozen=True)
 class ProducePayload(_Payload):
     """A producing worker's share (convert, train, diagnose): the model, where the variants go, the run's data
-    files (of its one input and one output; DataReport keeps them by tensor name) and the specs to make."""
+    files by tensor name (see :class:`DataReport`), each labelled output's task, and the specs to make."""
 
     model_path: str
     format: str
     workdir: str
     out_dir: str
     seed: int = 0
-    calibration_path: str | None = None
-    calibration_labels_path: str | None = None
-    eval_path: str | None = None
-    eval_labels_path: str | None = None
-    task: str | None = None
+    signature: str | None = None
+    calibration: dict[str, str] = field(default_factory=dict)  # input name -> .npy
+    calibration_labels: dict[str, str] = field(default_factory=dict)  # output name -> .npy
+    evaluation: dict[str, str] = field(default_factory=dict)
+    evaluation_labels: dict[str, str] = field(default_factory=dict)
+    tasks: dict[str, str] = field(default_factory=dict)  # labelled output name -> task
+    accuracy_output: str | None = None  # the output an accuracy budget is measured on
     specs: tuple[dict[str, Any], ...] = ()
     export_dir: str | None = None
 
@@ -251,23 +274,28 @@ class ProducePayload(_Payload):
 
 @dataclass(frozen=True)
 class EvaluatePayload(_Payload):
-    """Run one variant over the evaluation inputs; score against labels and the float32 reference outputs."""
+    """Run one variant over the evaluation inputs (by input name), save its outputs (by output name), and
+    score each labelled output against its labels and every output against the float32 reference's."""
 
     model_path: str
-    inputs_path: str
+    inputs: dict[str, str]  # input name -> .npy
+    input_names: list[str]  # the model's inputs and outputs, in its own order (see optimizer.tensors.bind)
+    output_names: list[str]
     outputs_path: str
     threads: int = 1
-    labels_path: str | None = None
-    task: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)  # output name -> .npy
+    tasks: dict[str, str] = field(default_factory=dict)
     reference_path: str | None = None
 
 
 @dataclass(frozen=True)
 class BenchmarkPayload(_Payload):
-    """Time one variant: warm-up runs, then timed runs, on one evaluation sample (zeros without data)."""
+    """Time one variant: warm-up runs, then timed runs, on the first evaluation sample of each input (uniform
+    random values without data)."""
 
     model_path: str
-    sample_path: str | None = None
+    samples: dict[str, str] = field(default_factory=dict)  # input name -> .npy
+    input_names: list[str] = field(default_factory=list)
     threads: int = 1
     warmup_runs: int = 10
     timed_runs: int = 50

@@ -125,6 +125,12 @@ class KindInfo:
     converter: ConverterSettings | None = None  # a TensorFlow post-training conversion: its settings
     aeq_recipe: str | None = None  # an ai-edge-quantizer recipe function name, for a float .tflite
 
+    @property
+    def quantizes(self) -> bool:
+        """Its variants store quantized weights (a variant that does not quantized nothing, and is told so)."""
+        return bool((self.converter is not None and self.converter.optimize) or self.aeq_recipe
+                    or self.expect_integer_only)
+
     def __post_init__(self) -> None:
         if self.worker_task == "convert" and self.kind != "float32" and (self.converter is None) == (
                 self.aeq_recipe is None):

@@ -12,6 +12,7 @@ import streamlit as st
 
 from optimizer.errors import InputRejected, OptimizerError, StoreUnavailable, user_message
 from optimizer.intake.data import prepare_data
+from optimizer.records import TensorInfo
 from optimizer.intake.model import file_sha256
 from optimizer.jobs.runner import JobRequest, submit
 from optimizer.jobs.scheduler import Scheduler
@@ -110,11 +111,13 @@ def inspect_model(path: str, sha256: str) -> dict[str, Any]:
 
 
 @st.cache_data(max_entries=32, show_spinner="Checking the data...")
-def check_data(model_summary_key: str, input_shape: list[Any], output_shape: list[Any],
+def check_data(model_summary_key: str, inputs: list[dict[str, Any]], outputs: list[dict[str, Any]],
                paths: dict[str, str | None], label_column: str, stamp: str, scratch: str) -> dict[str, Any]:
-    """The data report (shapes, labels, split) for the given files, as the run will see them; ``stamp`` (the
-    selection's fingerprint) only keys the cache, so a new upload under the same name is checked again."""
-    return prepare_data(Path(scratch), input_shape, output_shape, label_column=label_column,
+    """The data report (shapes, labels, split, per tensor) for the given files, as the run will see them;
+    ``stamp`` (the selection's fingerprint) only keys the cache, so a new upload under the same name is
+    checked again."""
+    return prepare_data(Path(scratch), [TensorInfo.from_dict(t) for t in inputs],
+                        [TensorInfo.from_dict(t) for t in outputs], label_column=label_column,
                         **{k: Path(v) if v else None for k, v in paths.items()})
 
 
@@ -130,7 +133,7 @@ def check_inputs(choice: state.Selection) -> state.InputCheck:
             raise InputRejected(f"{choice.model.name}: the file is no longer on the server; choose it again")
         summary = inspect_model(str(choice.model), file_sha256(choice.model))
         scratch = uploads_dir() / "check"
-        report = check_data(summary["sha256"], summary["inputs"][0]["shape"], summary["outputs"][0]["shape"],
+        report = check_data(summary["sha256"], summary["inputs"], summary["outputs"],
                             choice.data_paths(), choice.label_column, choice.fingerprint(), str(scratch))
         check = state.InputCheck(summary, report)
     except OptimizerError as exc:

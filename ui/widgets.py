@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from optimizer import tensors
 from optimizer.errors import OptimizerError, user_message
 from optimizer.jobs.runner import JobRequest
 from optimizer.jobs.store import ACTIVE, RunStore
@@ -169,17 +170,23 @@ def flip_gallery(run: StoredRun, variant: VariantResult, limit: int = 24) -> Non
 
     layout = RunLayout(run.job_dir)
     reference = run.reference.name if run.reference else results.REFERENCE_KIND
+    output = variant.raw.get("headline_output")
     inputs_path, labels_path = layout.work_dir / "eval_x.npy", layout.work_dir / "eval_y.npy"
     outputs_path, reference_path = layout.outputs_of(variant.name), layout.outputs_of(reference)
     if not (inputs_path.exists() and outputs_path.exists() and reference_path.exists()):
-        st.caption("The saved outputs of this run are not available.")
+        st.caption("The saved outputs of this run are not available (or the model has several inputs).")
         return
     inputs = np.load(inputs_path, allow_pickle=False)
     if inputs.ndim != 4 or inputs.shape[-1] not in (1, 3):
         st.caption("Inputs are not images; see the flip counts per class above.")
         return
-    predicted = predicted_classes(np.load(outputs_path, allow_pickle=False))
-    before = predicted_classes(np.load(reference_path, allow_pickle=False))
+    outputs, before_outputs = tensors.load_outputs(outputs_path), tensors.load_outputs(reference_path)
+    output = output if output in outputs else next(iter(outputs))
+    predicted = predicted_classes(outputs[output])
+    before = predicted_classes(before_outputs[output])
+    names = [o.get("name") for o in (run.manifest.get("model") or {}).get("outputs") or []]
+    if len(names) > 1 and output in names:  # one labels file per output: eval_y_<position>.npy
+        labels_path = layout.work_dir / f"eval_y_{names.index(output)}.npy"
     labels = np.load(labels_path, allow_pickle=False) if labels_path.exists() else None
     class_names = run.class_names
 

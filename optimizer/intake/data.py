@@ -1,8 +1,10 @@
-"""Data intake: read an upload without pickle, check it against the model's input, split it reproducibly.
+"""Data intake: read an upload without pickle, check it against the model's inputs, split it reproducibly.
 
-Accepted: ``.npz`` (``x``/``y``, or ``x_calib``/``x_eval``/``y_eval``), a pair of ``.npy`` (inputs and
-labels), CSV (numeric feature columns plus a label column), and a ``.zip`` of images, one folder per class.
-The prepared arrays are written as float32 ``.npy`` into the job folder for the workers.
+Accepted: ``.npz`` with one array per model input named after it (``x`` for a model with one input, or
+``x_calib``/``x_eval``) and labels ``y`` (a model with one output) or ``y_<output name>``; a pair of ``.npy``
+(inputs and labels), CSV (numeric feature columns plus a label column) and a ``.zip`` of images, one folder
+per class, for models with one input. The prepared arrays are written as ``.npy`` into the job folder for the
+workers, keyed by tensor name: float inputs as float32, integer inputs in their own dtype.
 
 A header can declare far more than the file holds (``(10**6, 10**6)`` float32 in a few bytes), so no array
 data is read before its declared shape x dtype has been checked against the bytes actually present and
@@ -18,6 +20,7 @@ import math
 import os
 import zipfile
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
@@ -27,6 +30,8 @@ from numpy.lib import format as npy_format
 
 from optimizer.errors import DataRejected
 from optimizer.intake.archive import ArchiveLimits, check_zip
+from optimizer.records import TensorInfo
+from optimizer.tensors import Arrays, pick, sample_count
 
 MAX_FILE_BYTES = 1024**3
 ARRAY_LIMIT_VARIABLE = "STUDIO_MAX_ARRAY_MB"
@@ -39,14 +44,15 @@ _UNREADABLE = (ValueError, OSError, EOFError, zlib.error, zipfile.BadZipFile)
 
 
 @dataclass
-class Arrays:
-    """Inputs and optional labels read from one upload, with where they came from."""
+class Upload:
+    """What one upload holds, keyed by the model's tensor names: the inputs (one array per model input), the
+    labels of the outputs it labels, and the evaluation half when the file carries its own split."""
 
-    x: np.ndarray
-    y: np.ndarray | None
+    inputs: dict[str, np.ndarray]
+    labels: dict[str, np.ndarray]
     source: str
-    x_eval: np.ndarray | None = None  # set when the file itself carries the split
-    y_eval: np.ndarray | None = None
+    eval_inputs: dict[str, np.ndarray] | None = None
+    eval_labels: dict[str, np.ndarray] | None = None
     classes: list[str] | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -169,31 +175,52 @@ def _load_npy_file(path: Path) -> np.ndarray:
         return _read_checked(handle, _npy_file_header(handle, path), path.name)
 
 
-def _npz_members(path: Path) -> dict[str, zipfile.ZipInfo]:
-    """The members a ``.npz`` upload is read from (key -> member), known from the zip directory alone."""
+def _npz_layout(path: Path, keys: set[str], inputs: list[str], outputs: list[str]) -> dict[str, str]:
+    """{array key: role} of a ``.npz`` for this model. Roles: ``in:<input>``, ``label:<output>``, and for the
+    single-input split form ``eval_in:<input>`` / ``eval_label:<output>``. Labels are ``y`` for a model with
+    one output, ``y_<output name>`` for any output; an unlabelled output gets fidelity only."""
+    if len(inputs) == 1 and {"x_calib", "x_eval"} <= keys:
+        layout = {"x_calib": f"in:{inputs[0]}", "x_eval": f"eval_in:{inputs[0]}"}
+        if len(outputs) == 1:
+            layout.update({k: f"{r}:{outputs[0]}" for k, r in (("y_calib", "label"), ("y_eval", "eval_label"))
+                           if k in keys})
+        return layout
+    if len(inputs) == 1 and "x" in keys:
+        layout = {"x": f"in:{inputs[0]}"}
+    elif set(inputs) <= keys:
+        layout = {name: f"in:{name}" for name in inputs}
+    else:
+        expected = "'x'" if len(inputs) == 1 else f"one array per input named {inputs}"
+        extra = " (or 'x_calib' + 'x_eval')" if len(inputs) == 1 else ""
+        missing = f"; missing {sorted(set(inputs) - keys)}" if len(inputs) > 1 else ""
+        raise DataRejected(f"{path.name}: expected {expected}{extra} and optional labels; found arrays "
+                           f"{sorted(keys)}{missing}")
+    if "y" in keys:
+        if len(outputs) != 1:
+            raise DataRejected(f"{path.name}: array 'y' is ambiguous for a model with outputs {outputs}; name the "
+                               f"labels of each labelled output y_<output name> (e.g. 'y_{outputs[0]}')")
+        layout["y"] = f"label:{outputs[0]}"
+    layout.update({f"y_{name}": f"label:{name}" for name in outputs if f"y_{name}" in keys})
+    return layout
+
+
+def _npz_members(path: Path, inputs: list[str] | None, outputs: list[str] | None) -> dict[str, zipfile.ZipInfo]:
+    """The members a ``.npz`` upload is read from (key -> member), known from the zip directory alone; without
+    a model (``inputs`` None), every member, so that every header can be checked."""
     members = check_zip(path, ArchiveLimits(max_members=64, max_total_bytes=MAX_ARRAY_BYTES * 2))
     by_name = {info.filename: info for info in members if not info.is_dir()}
-    keys = {name.removesuffix(".npy") for name in by_name}
-    if {"x_calib", "x_eval"} <= keys:
-        wanted, optional = ["x_calib", "x_eval"], ["y_calib", "y_eval"]
-    elif "x" in keys:
-        wanted, optional = ["x"], ["y"]
-    else:
-        raise DataRejected(
-            f"{path.name}: expected arrays 'x' (and optional 'y') or 'x_calib'+'x_eval'; found {sorted(keys)}"
-        )
-    chosen: dict[str, zipfile.ZipInfo] = {}
-    for key in wanted + [k for k in optional if k in keys]:
-        if f"{key}.npy" not in by_name:
-            raise DataRejected(f"{path.name}: expected an array named {key!r}")
-        chosen[key] = by_name[f"{key}.npy"]
-    return chosen
+    keys = {name.removesuffix(".npy") for name in by_name if name.endswith(".npy")}
+    if not keys:
+        raise DataRejected(f"{path.name}: expected .npy arrays inside the .npz; found {sorted(by_name)[:5]}")
+    chosen = keys if inputs is None else set(_npz_layout(path, keys, inputs, outputs or []))
+    return {key: by_name[f"{key}.npy"] for key in sorted(chosen)}
 
 
-def _npz_arrays(path: Path, read: bool) -> dict[str, np.ndarray]:
+def _npz_arrays(path: Path, read: bool, inputs: list[str] | None = None,
+                outputs: list[str] | None = None) -> dict[str, np.ndarray]:
     """Check every member's header (against the member's size in the zip directory and the memory limit)
     before any member's data is read; then, if ``read``, read them."""
-    members = _npz_members(path)
+    members = _npz_members(path, inputs, outputs)
     arrays: dict[str, np.ndarray] = {}
     try:
         with zipfile.ZipFile(path) as archive:
@@ -212,12 +239,17 @@ def _npz_arrays(path: Path, read: bool) -> dict[str, np.ndarray]:
     return arrays
 
 
-def _load_npz(path: Path) -> Arrays:
-    arrays = _npz_arrays(path, read=True)
-    if "x_calib" in arrays:
-        return Arrays(x=arrays["x_calib"], y=arrays.get("y_calib"), x_eval=arrays["x_eval"],
-                      y_eval=arrays.get("y_eval"), source=f"{path.name} (calibration/evaluation split in file)")
-    return Arrays(x=arrays["x"], y=arrays.get("y"), source=path.name)
+def _load_npz(path: Path, inputs: list[str], outputs: list[str]) -> Upload:
+    arrays = _npz_arrays(path, True, inputs, outputs)
+    roles = _npz_layout(path, set(arrays), inputs, outputs)
+    by_role: dict[str, dict[str, np.ndarray]] = {"in": {}, "label": {}, "eval_in": {}, "eval_label": {}}
+    for key, role in roles.items():
+        kind, _, name = role.partition(":")
+        by_role[kind][name] = arrays[key]
+    if by_role["eval_in"]:
+        return Upload(by_role["in"], by_role["label"], f"{path.name} (calibration/evaluation split in file)",
+                      eval_inputs=by_role["eval_in"], eval_labels=by_role["eval_label"])
+    return Upload(by_role["in"], by_role["label"], path.name)
 
 
 def _check_csv(path: Path) -> None:
@@ -242,7 +274,7 @@ def _check_csv(path: Path) -> None:
                            f"{format_bytes(declared)} as 64-bit numbers, over {_limit_text()}")
 
 
-def _load_csv(path: Path, label_column: str) -> Arrays:
+def _load_csv(path: Path, label_column: str) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
     import pandas as pd
 
     _check_csv(path)
@@ -259,10 +291,10 @@ def _load_csv(path: Path, label_column: str) -> Arrays:
     if labels is not None and labels.dtype.kind not in "biuf":
         raise DataRejected(f"{path.name}: expected numeric labels in column {label_column!r}; found text")
     notes = [] if labels is not None else [f"no column named {label_column!r}: every column is a feature"]
-    return Arrays(x=frame.to_numpy(dtype=np.float32), y=labels, source=path.name, notes=notes)
+    return frame.to_numpy(dtype=np.float32), labels, notes
 
 
-def _load_image_zip(path: Path, input_shape: list[int | None]) -> Arrays:
+def _load_image_zip(path: Path, input_shape: list[int | None]) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
     from PIL import Image
 
     if len(input_shape) != 4 or input_shape[1] is None or input_shape[2] is None:
@@ -302,8 +334,8 @@ def _load_image_zip(path: Path, input_shape: list[int | None]) -> Arrays:
                     raise DataRejected(f"{path.name}: expected a readable image at {member.orig_filename!r}; "
                                        f"{type(exc).__name__}") from None
                 ys.append(label)
-    return Arrays(x=np.stack(xs), y=np.asarray(ys, dtype=np.int64), source=path.name, classes=classes,
-                  notes=[f"images resized to {height}x{width}x{channels}, scaled to [0, 1]"])
+    return (np.stack(xs), np.asarray(ys, dtype=np.int64), classes,
+            [f"images resized to {height}x{width}x{channels}, scaled to [0, 1]"])
 
 
 def _suffix(path: Path) -> str:
@@ -335,70 +367,116 @@ def check_data_files(*paths: Path | None, labels: Path | None = None) -> None:
         _check_npy_file(labels)
 
 
-def read_data(path: Path, input_shape: list[int | None], labels_path: Path | None = None,
-              label_column: str = "label") -> Arrays:
-    """Read one data upload (plus a labels ``.npy`` for the pair form) without executing anything in it."""
+def _single_tensor_upload(path: Path, suffix: str, inputs: Sequence[TensorInfo], outputs: list[str],
+                          label_column: str) -> Upload:
+    """A ``.npy``, a CSV or an image folder: one array for the model's one input, labels for its one output."""
+    if len(inputs) != 1:
+        raise DataRejected(f"{path.name}: a {suffix} upload feeds a model with one input; this model has inputs "
+                           f"{[t.name for t in inputs]}: give an .npz with one array per input, named after it")
+    name, labels, classes = inputs[0].name, None, None
+    notes: list[str] = []
+    if suffix == ".npy":
+        x = _load_npy_file(path)
+    elif suffix == ".csv":
+        x, labels, notes = _load_csv(path, label_column)
+    else:
+        x, labels, classes, notes = _load_image_zip(path, list(inputs[0].shape))
+    return Upload({name: x}, _single_labels(path, labels, outputs), path.name, classes=classes, notes=notes)
+
+
+def _single_labels(path: Path, labels: np.ndarray | None, outputs: list[str]) -> dict[str, np.ndarray]:
+    """Labels without an output name (a CSV column, class folders, a labels .npy) label a model's one output."""
+    if labels is None:
+        return {}
+    if len(outputs) != 1:
+        raise DataRejected(f"{path.name}: these labels have no output name, and the model has outputs {outputs}; "
+                           "give an .npz with y_<output name> arrays")
+    return {outputs[0]: labels}
+
+
+def read_data(path: Path, inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo] = (),
+              labels_path: Path | None = None, label_column: str = "label") -> Upload:
+    """Read one data upload (plus a labels ``.npy`` for the pair form) for a model with these inputs and
+    outputs, without executing anything in it; arrays come back keyed by the model's tensor names."""
     _check_size(path)
     suffix = _suffix(path)
+    output_names = [t.name for t in outputs] or ["output"]
     if labels_path is not None:  # both headers before either file's data
         _check_size(labels_path)
         _check_npy_file(labels_path)
     if suffix == ".npz":
-        arrays = _load_npz(path)
-    elif suffix == ".npy":
-        arrays = Arrays(x=_load_npy_file(path), y=None, source=path.name)
-    elif suffix == ".csv":
-        arrays = _load_csv(path, label_column)
+        upload = _load_npz(path, [t.name for t in inputs], output_names)
     else:
-        arrays = _load_image_zip(path, input_shape)
+        upload = _single_tensor_upload(path, suffix, inputs, output_names, label_column)
     if labels_path is not None:
-        arrays.y = _load_npy_file(labels_path)
-        arrays.source += f" + {labels_path.name}"
-    return arrays
+        upload.labels = _single_labels(labels_path, _load_npy_file(labels_path), output_names)
+        upload.source += f" + {labels_path.name}"
+    return upload
 
 
-def fit_to_input(x: np.ndarray, input_shape: list[int | None], name: str) -> tuple[np.ndarray, list[str]]:
-    """Check samples against the model input (shape, finite values); add a trailing channel of 1 if missing."""
-    expected = tuple(input_shape[1:])
+def fit_to_input(x: np.ndarray, tensor: TensorInfo, name: str) -> tuple[np.ndarray, list[str]]:
+    """Check one input's samples against the model input (shape, finite values, dtype); add a trailing
+    channel of 1 if missing. Float inputs are kept as float32; integer inputs (token ids, uint8 pixels) in
+    the input's own dtype, refused when a value is not a whole number in its range."""
+    expected = tuple(tensor.shape[1:])
     notes: list[str] = []
     if x.ndim == len(expected) and expected and expected[-1] == 1:
         x = x[..., np.newaxis]
-        notes.append("added a trailing channel axis of size 1")
+        notes.append(f"{tensor.name}: added a trailing channel axis of size 1")
     sample_shape = x.shape[1:]
     fits = len(sample_shape) == len(expected) and all(
         e is None or e == s for e, s in zip(expected, sample_shape, strict=True))
     if not fits:
         shown = tuple("any" if e is None else e for e in expected)
-        raise DataRejected(f"{name}: expected samples of shape {shown} (the model input); found {sample_shape}")
+        raise DataRejected(f"{name}: input {tensor.name!r} expects samples of shape {shown}; found {sample_shape}")
     if len(x) == 0:
-        raise DataRejected(f"{name}: expected at least one sample; found none")
-    x = x.astype(np.float32, copy=False)
-    bad = int(np.count_nonzero(~np.isfinite(x)))
+        raise DataRejected(f"{name}: expected at least one sample for input {tensor.name!r}; found none")
+    bad = int(np.count_nonzero(~np.isfinite(x))) if x.dtype.kind == "f" else 0
     if bad:
-        raise DataRejected(f"{name}: expected finite values; found {bad} NaN/Inf value(s)")
-    return x, notes
+        raise DataRejected(f"{name}: expected finite values for input {tensor.name!r}; found {bad} NaN/Inf value(s)")
+    return _in_dtype(x, tensor, name), notes
 
 
-def check_labels(y: np.ndarray, count: int, output_shape: list[int | None], name: str) -> np.ndarray:
+def _in_dtype(x: np.ndarray, tensor: TensorInfo, name: str) -> np.ndarray:
+    wanted = np.dtype(tensor.data_dtype)
+    if wanted.kind == "f":
+        return x.astype(np.float32, copy=False)
+    if wanted.kind == "b":
+        return x.astype(bool)
+    info = np.iinfo(wanted)
+    if x.dtype.kind == "f" and not bool(np.all(np.mod(x, 1) == 0)):
+        raise DataRejected(f"{name}: input {tensor.name!r} takes whole numbers ({wanted}); found fractional values")
+    low, high = (x.min(), x.max()) if x.size else (0, 0)
+    if low < info.min or high > info.max:
+        raise DataRejected(f"{name}: input {tensor.name!r} takes {wanted} values in {info.min}..{info.max}; found "
+                           f"values from {low} to {high}")
+    return x.astype(wanted, copy=False)
+
+
+def check_labels(y: np.ndarray, count: int, output: TensorInfo, name: str) -> np.ndarray:
+    """One labelled output's labels: one per sample, finite, class indices within the output's width."""
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if len(y) != count:
-        raise DataRejected(f"{name}: expected one label per sample ({count}); found {len(y)} labels")
+        raise DataRejected(f"{name}: expected one label of output {output.name!r} per sample ({count}); found "
+                           f"{len(y)} labels")
     if not np.all(np.isfinite(y.astype(np.float64))):
-        raise DataRejected(f"{name}: expected finite labels; found NaN/Inf")
-    width = output_shape[-1] if output_shape and output_shape[-1] else 1
+        raise DataRejected(f"{name}: expected finite labels for output {output.name!r}; found NaN/Inf")
+    width = output.shape[-1] if output.shape and output.shape[-1] else 1
     whole = y.dtype.kind in "biu" or bool(np.all(np.mod(y, 1) == 0))
     if whole and width > 1 and y.ndim == 1 and (y.min() < 0 or y.max() >= width):
-        raise DataRejected(f"{name}: expected class labels in 0..{width - 1} (the model has {width} outputs); "
-                           f"found labels from {y.min()} to {y.max()}")
+        raise DataRejected(f"{name}: expected class labels of output {output.name!r} in 0..{width - 1} (it has "
+                           f"{width} units); found labels from {y.min()} to {y.max()}")
     return y.astype(np.int64) if whole and y.ndim == 1 else y.astype(np.float32)
 
 
-def _digest(*arrays: np.ndarray | None) -> str:
+def _digest(*groups: Arrays | None) -> str:
     digest = hashlib.sha256()
-    for array in arrays:
-        if array is not None:
+    for group in groups:
+        for name, array in sorted((group or {}).items()):
+            if len(group or {}) > 1:  # one tensor per group: the digest of earlier versions
+                digest.update(name.encode())
             digest.update(str(array.shape).encode())
             digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()
@@ -406,14 +484,15 @@ def _digest(*arrays: np.ndarray | None) -> str:
 
 @dataclass
 class _Prepared:
-    """The calibration and evaluation arrays chosen from the uploads, and how the data report words them."""
+    """The calibration and evaluation arrays chosen from the uploads, by tensor name, and how the data report
+    words them."""
 
-    eval_x: np.ndarray
+    eval_x: Arrays
     source: str
     split: str
-    calib_x: np.ndarray | None = None
-    calib_y: np.ndarray | None = None
-    eval_y: np.ndarray | None = None
+    calib_x: Arrays | None = None
+    calib_y: Arrays | None = None
+    eval_y: Arrays | None = None
     classes: list[str] | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -427,12 +506,24 @@ def _check_data_request(data: Path | None, calib: Path | None, eval_data: Path |
         raise DataRejected(f"eval_fraction: expected a value in (0, 1); found {eval_fraction}")
 
 
-def _synthetic_data(input_shape: list[int | None], seed: int) -> _Prepared:
-    """Uniform [0, 1) inputs drawn by ``seed``, for fidelity only, when no data was given."""
-    shape = [d if d is not None else 1 for d in input_shape[1:]]
-    eval_x = np.random.default_rng(seed).uniform(0, 1, size=(SYNTHETIC_SAMPLES, *shape)).astype(np.float32)
+def synthetic_input(tensor: TensorInfo, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Stand-in samples for one input: uniform [0, 1) floats, 0/1 for integer ids (valid for any vocabulary),
+    any value for uint8 pixels."""
+    shape = [d if d is not None else 1 for d in tensor.shape[1:]]
+    dtype = np.dtype(tensor.data_dtype)
+    if dtype.kind == "f":
+        return rng.uniform(0, 1, size=(count, *shape)).astype(np.float32)
+    if dtype.kind == "b":
+        return rng.integers(0, 2, size=(count, *shape)).astype(bool)
+    return rng.integers(0, 256 if dtype == np.uint8 else 2, size=(count, *shape)).astype(dtype)
+
+
+def _synthetic_data(inputs: Sequence[TensorInfo], seed: int) -> _Prepared:
+    """Random inputs drawn by ``seed``, for fidelity only, when no data was given."""
+    rng = np.random.default_rng(seed)
+    eval_x = {tensor.name: synthetic_input(tensor, SYNTHETIC_SAMPLES, rng) for tensor in inputs}
     return _Prepared(eval_x=eval_x, source="synthetic", split="none",
-                     notes=["no data: fidelity measured on synthetic uniform [0, 1) inputs; "
+                     notes=["no data: fidelity measured on synthetic random inputs (uniform [0, 1) for float inputs); "
                             "calibrated variants are skipped; no accuracy"])
 
 
@@ -445,68 +536,98 @@ def _split_indices(count: int, eval_fraction: float, seed: int, name: str) -> tu
     return order[n_eval:], order[:n_eval]
 
 
-def _one_file_data(data: Path, labels: Path | None, input_shape: list[int | None], output_shape: list[int | None],
+def _fit_all(upload_inputs: dict[str, np.ndarray], inputs: Sequence[TensorInfo], name: str
+             ) -> tuple[Arrays, list[str]]:
+    """Every model input's samples, checked; the same number of samples for each."""
+    fitted: Arrays = {}
+    notes: list[str] = []
+    for tensor in inputs:
+        fitted[tensor.name], added = fit_to_input(upload_inputs[tensor.name], tensor, name)
+        notes += added if len(inputs) > 1 else [n.split(": ", 1)[-1] for n in added]
+    counts = {n: len(a) for n, a in fitted.items()}
+    if len(set(counts.values())) > 1:
+        raise DataRejected(f"{name}: expected the same number of samples for every input; found {counts}")
+    return fitted, notes
+
+
+def _check_all_labels(labels: dict[str, np.ndarray], count: int, outputs: Sequence[TensorInfo],
+                      name: str) -> Arrays | None:
+    by_name = {t.name: t for t in outputs}
+    checked = {output: check_labels(y, count, by_name[output], name) for output, y in labels.items()}
+    return checked or None
+
+
+def _outputs_or_default(outputs: Sequence[TensorInfo]) -> Sequence[TensorInfo]:
+    return outputs or (TensorInfo("output", (None,), "float32"),)
+
+
+def _one_file_data(data: Path, labels: Path | None, inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo],
                    label_column: str, eval_fraction: float, seed: int) -> _Prepared:
     """One upload: the calibration/evaluation split it carries, else a random split by ``seed``."""
-    arrays = read_data(data, input_shape, labels, label_column)
-    x, notes = fit_to_input(arrays.x, input_shape, data.name)
-    y = check_labels(arrays.y, len(x), output_shape, data.name) if arrays.y is not None else None
-    if arrays.x_eval is not None:
+    upload = read_data(data, inputs, outputs, labels, label_column)
+    x, notes = _fit_all(upload.inputs, inputs, data.name)
+    y = _check_all_labels(upload.labels, sample_count(x), outputs, data.name)
+    if upload.eval_inputs is not None:
         calib_x, calib_y, split = x, y, "given in file"
-        eval_x, _ = fit_to_input(arrays.x_eval, input_shape, f"{data.name}[x_eval]")
-        eval_y = (check_labels(arrays.y_eval, len(eval_x), output_shape, f"{data.name}[y_eval]")
-                  if arrays.y_eval is not None else None)
+        eval_x, _ = _fit_all(upload.eval_inputs, inputs, f"{data.name}[x_eval]")
+        eval_y = _check_all_labels(upload.eval_labels or {}, sample_count(eval_x), outputs, f"{data.name}[y_eval]")
     else:
-        calib_idx, eval_idx = _split_indices(len(x), eval_fraction, seed, data.name)
-        calib_x, eval_x = x[calib_idx], x[eval_idx]
-        calib_y, eval_y = (None, None) if y is None else (y[calib_idx], y[eval_idx])
+        calib_idx, eval_idx = _split_indices(sample_count(x), eval_fraction, seed, data.name)
+        calib_x, eval_x = pick(x, calib_idx), pick(x, eval_idx)
+        calib_y, eval_y = (None, None) if y is None else (pick(y, calib_idx), pick(y, eval_idx))
         split = f"random permutation (seed {seed}): {len(calib_idx)} calibration, {len(eval_idx)} evaluation"
-    return _Prepared(calib_x=calib_x, calib_y=calib_y, eval_x=eval_x, eval_y=eval_y, source=arrays.source,
-                     split=split, classes=arrays.classes, notes=arrays.notes + notes)
+    return _Prepared(calib_x=calib_x, calib_y=calib_y, eval_x=eval_x, eval_y=eval_y, source=upload.source,
+                     split=split, classes=upload.classes, notes=upload.notes + notes)
 
 
 def _separate_files_data(calib: Path | None, eval_data: Path | None, labels: Path | None,
-                         input_shape: list[int | None], output_shape: list[int | None],
-                         label_column: str) -> _Prepared:
+                         inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo], label_column: str) -> _Prepared:
     """A calibration file and an evaluation file (``labels`` belong to the evaluation file)."""
     if calib is None or eval_data is None:
         raise DataRejected("separate data needs both a calibration file and an evaluation file")
-    calib_arrays = read_data(calib, input_shape, None, label_column)
-    eval_arrays = read_data(eval_data, input_shape, labels, label_column)
-    calib_x, _ = fit_to_input(calib_arrays.x, input_shape, calib.name)
-    calib_y = (check_labels(calib_arrays.y, len(calib_x), output_shape, calib.name)
-               if calib_arrays.y is not None else None)
-    eval_x, notes = fit_to_input(eval_arrays.x, input_shape, eval_data.name)
-    eval_y = (check_labels(eval_arrays.y, len(eval_x), output_shape, eval_data.name)
-              if eval_arrays.y is not None else None)
+    calib_upload = read_data(calib, inputs, outputs, None, label_column)
+    eval_upload = read_data(eval_data, inputs, outputs, labels, label_column)
+    calib_x, _ = _fit_all(calib_upload.inputs, inputs, calib.name)
+    calib_y = _check_all_labels(calib_upload.labels, sample_count(calib_x), outputs, calib.name)
+    eval_x, notes = _fit_all(eval_upload.inputs, inputs, eval_data.name)
+    eval_y = _check_all_labels(eval_upload.labels, sample_count(eval_x), outputs, eval_data.name)
     return _Prepared(calib_x=calib_x, calib_y=calib_y, eval_x=eval_x, eval_y=eval_y,
-                     source=f"{calib_arrays.source} (calibration), {eval_arrays.source} (evaluation)",
-                     split="separate files", classes=eval_arrays.classes, notes=notes + eval_arrays.notes)
+                     source=f"{calib_upload.source} (calibration), {eval_upload.source} (evaluation)",
+                     split="separate files", classes=eval_upload.classes, notes=notes + eval_upload.notes)
 
 
-def _write_arrays(workdir: Path, prepared: _Prepared) -> dict[str, str | None]:
-    """Save each array there is as ``.npy`` in ``workdir``; the report's path of each (None if absent)."""
-    paths: dict[str, str | None] = {"calibration_path": None, "calibration_labels_path": None,
-                                    "eval_path": None, "eval_labels_path": None}
-    for key, array, name in (("calibration_path", prepared.calib_x, "calib_x.npy"),
-                             ("calibration_labels_path", prepared.calib_y, "calib_y.npy"),
-                             ("eval_path", prepared.eval_x, "eval_x.npy"),
-                             ("eval_labels_path", prepared.eval_y, "eval_y.npy")):
-        if array is not None:
-            np.save(workdir / name, array, allow_pickle=False)
-            paths[key] = str(workdir / name)
+def _write_group(workdir: Path, arrays: Arrays | None, stem: str, order: list[str]) -> dict[str, str]:
+    """Save each tensor's array as ``<stem>.npy`` (one tensor) or ``<stem>_<position>.npy`` (the tensor's
+    position in the model); returns {tensor name: path}."""
+    paths: dict[str, str] = {}
+    for name, array in (arrays or {}).items():
+        file = workdir / (f"{stem}.npy" if len(order) == 1 else f"{stem}_{order.index(name)}.npy")
+        np.save(file, array, allow_pickle=False)
+        paths[name] = str(file)
     return paths
 
 
+def _write_arrays(workdir: Path, prepared: _Prepared, inputs: list[str], outputs: list[str]) -> dict[str, Any]:
+    """Every array there is, as ``.npy`` in ``workdir``; the report's {tensor name: path} of each group."""
+    return {"calibration": _write_group(workdir, prepared.calib_x, "calib_x", inputs),
+            "calibration_labels": _write_group(workdir, prepared.calib_y, "calib_y", outputs),
+            "evaluation": _write_group(workdir, prepared.eval_x, "eval_x", inputs),
+            "evaluation_labels": _write_group(workdir, prepared.eval_y, "eval_y", outputs)}
+
+
 def _describe_arrays(prepared: _Prepared) -> dict[str, Any]:
-    """The data report's counts, sample shape, label classes and the digest of every array."""
+    """The data report's counts, shapes and dtypes per tensor, label classes and the digest of every array."""
     calib_x, eval_x, eval_y = prepared.calib_x, prepared.eval_x, prepared.eval_y
+    first_labels = next(iter((eval_y or {}).values()), None)
     return {
-        "calibration_samples": 0 if calib_x is None else len(calib_x),
-        "eval_samples": len(eval_x),
-        "sample_shape": list(eval_x.shape[1:]),
+        "calibration_samples": sample_count(calib_x or {}),
+        "eval_samples": sample_count(eval_x),
+        "sample_shape": list(next(iter(eval_x.values())).shape[1:]),
+        "inputs": {name: {"shape": list(a.shape[1:]), "dtype": a.dtype.name} for name, a in eval_x.items()},
+        "labels": {name: {"shape": list(a.shape[1:]), "dtype": a.dtype.name} for name, a in (eval_y or {}).items()},
         "labelled": eval_y is not None,
-        "label_classes": None if eval_y is None or eval_y.dtype.kind == "f" else sorted(set(eval_y.tolist())),
+        "label_classes": (None if first_labels is None or first_labels.dtype.kind == "f"
+                          else sorted(set(first_labels.tolist()))),
         "class_names": prepared.classes,
         "dataset_sha256": _digest(calib_x, prepared.calib_y, eval_x, eval_y),
     }
@@ -514,8 +635,8 @@ def _describe_arrays(prepared: _Prepared) -> dict[str, Any]:
 
 def prepare_data(
     workdir: Path,
-    input_shape: list[int | None],
-    output_shape: list[int | None],
+    inputs: Sequence[TensorInfo],
+    outputs: Sequence[TensorInfo],
     data: Path | None = None,
     labels: Path | None = None,
     calib: Path | None = None,
@@ -524,21 +645,26 @@ def prepare_data(
     eval_fraction: float = 0.5,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Write ``calib_x.npy``, ``eval_x.npy`` (and ``eval_y.npy``) into ``workdir``; return the data report.
+    """Write the calibration and evaluation arrays of every input (and the labels of every labelled output)
+    into ``workdir``; return the data report, whose ``calibration`` / ``evaluation`` / ``*_labels`` entries map
+    each tensor name to its file.
 
     Either one ``data`` file (split deterministically by ``seed`` unless it carries its own split), or
     separate ``calib`` and ``eval_data`` files, or nothing: then synthetic inputs serve fidelity only.
     """
     _check_data_request(data, calib, eval_data, eval_fraction)
+    if not inputs:
+        raise DataRejected("the model has no inputs to feed")
     workdir.mkdir(parents=True, exist_ok=True)
+    outputs = _outputs_or_default(outputs)
     if data is None and calib is None and eval_data is None:
-        prepared = _synthetic_data(input_shape, seed)
+        prepared = _synthetic_data(inputs, seed)
     elif data is not None:
-        prepared = _one_file_data(data, labels, input_shape, output_shape, label_column, eval_fraction, seed)
+        prepared = _one_file_data(data, labels, inputs, outputs, label_column, eval_fraction, seed)
     else:
-        prepared = _separate_files_data(calib, eval_data, labels, input_shape, output_shape, label_column)
+        prepared = _separate_files_data(calib, eval_data, labels, inputs, outputs, label_column)
     report: dict[str, Any] = {"notes": prepared.notes, "seed": seed, "source": prepared.source,
                               "split": prepared.split}
-    report.update(_write_arrays(workdir, prepared))
+    report.update(_write_arrays(workdir, prepared, [t.name for t in inputs], [t.name for t in outputs]))
     report.update(_describe_arrays(prepared))
     return report

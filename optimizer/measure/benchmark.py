@@ -12,12 +12,14 @@ import resource
 import statistics
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from optimizer.records import BenchmarkPayload
+from optimizer.tensors import bind
 
 
 def file_sizes(path: Path) -> dict[str, int]:
@@ -61,20 +63,44 @@ def current_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def benchmark(path: Path, sample: np.ndarray | None, threads: int = 1, warmup_runs: int = 10,
-              timed_runs: int = 50) -> dict[str, Any]:
-    """Time one model in this process; call it only in a fresh process so memory figures are its own."""
-    from optimizer.measure.runtime import RUNTIME_NAME, load_interpreter, quantize_input, runtime_version
+def random_sample(detail: dict[str, Any], shape: list[int], rng: np.random.Generator) -> np.ndarray:
+    """A stand-in input when there is no data: uniform [0, 1) floats (quantized inputs take real values), 0/1 for
+    integer ids (valid for any vocabulary), any byte value for uint8."""
+    dtype = np.dtype(detail["dtype"])
+    scale = (detail.get("quantization") or (0.0, 0))[0]
+    if dtype.kind == "f" or scale:
+        return rng.uniform(0, 1, size=shape).astype(np.float32)
+    high = 256 if dtype == np.uint8 else 2
+    return rng.integers(0, high, size=shape).astype(dtype)
+
+
+def _set_inputs(interpreter: Any, samples: Mapping[str, np.ndarray] | None, input_names: list[str]) -> None:
+    """Set every input once (by name): the first evaluation sample of each, or random values without data."""
+    from optimizer.measure.runtime import ModelIO, quantize_input
+
+    model_io = ModelIO.open(interpreter)
+    by_index = {d["index"]: d for d in interpreter.get_input_details()}
+    names = input_names or list(model_io.inputs)
+    bound = bind(names, list(model_io.inputs), "inputs")
+    rng = np.random.default_rng(0)
+    for name in names:
+        detail = by_index[model_io.inputs[bound[name]]["index"]]  # the main graph's tensor (subgraph 0)
+        shape = [int(d) for d in detail["shape"]]
+        sample = samples[name].reshape(shape) if samples else random_sample(detail, shape, rng)
+        interpreter.set_tensor(detail["index"], quantize_input(sample, detail))
+
+
+def benchmark(path: Path, samples: Mapping[str, np.ndarray] | None, input_names: list[str] | None = None,
+              threads: int = 1, warmup_runs: int = 10, timed_runs: int = 50) -> dict[str, Any]:
+    """Time one model in this process; call it only in a fresh process so memory figures are its own.
+    ``samples`` holds one sample per input, by the model's input names (None: random inputs)."""
+    from optimizer.measure.runtime import RUNTIME_NAME, load_interpreter, runtime_version
 
     rss_before = current_rss_bytes()
     started = time.perf_counter()
     interpreter = load_interpreter(path, threads)
     init_ms = (time.perf_counter() - started) * 1e3
-    detail = interpreter.get_input_details()[0]
-    shape = [int(d) for d in detail["shape"]]
-    if sample is None:
-        sample = np.random.default_rng(0).uniform(0, 1, size=shape).astype(np.float32)
-    interpreter.set_tensor(detail["index"], quantize_input(sample.reshape(shape), detail))
+    _set_inputs(interpreter, samples, input_names or [])
     started = time.perf_counter()
     interpreter.invoke()
     first_ms = (time.perf_counter() - started) * 1e3
@@ -108,5 +134,6 @@ def benchmark(path: Path, sample: np.ndarray | None, threads: int = 1, warmup_ru
 def benchmark_task(payload: dict[str, Any], report: Any) -> dict[str, Any]:
     """Worker task: latency and memory of one variant (see :class:`optimizer.records.BenchmarkPayload`)."""
     job = BenchmarkPayload.from_dict(payload)
-    sample = np.load(job.sample_path, allow_pickle=False)[:1].astype(np.float32) if job.sample_path else None
-    return benchmark(Path(job.model_path), sample, job.threads, job.warmup_runs, job.timed_runs)
+    samples = {name: np.load(path, allow_pickle=False, mmap_mode="r")[:1] for name, path in job.samples.items()}
+    return benchmark(Path(job.model_path), samples or None, job.input_names, job.threads, job.warmup_runs,
+                     job.timed_runs)

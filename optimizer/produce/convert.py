@@ -19,26 +19,30 @@ from typing import Any
 
 import numpy as np
 
+from optimizer import tensors
 from optimizer.errors import VariantFailed
 from optimizer.intake.model import ModelFormat, load_checked
 from optimizer.produce.calibration import Dataset, representative_dataset, representative_samples
 from optimizer.produce.outcomes import Produced, produce_each
 from optimizer.records import InspectPayload, ProducePayload
+from optimizer.tensors import Arrays, bind, sample_count
 from optimizer.variants import KINDS, VariantKind, VariantSpec
 
 
 @functools.cache
-def _loaded_converter(saved_model_dir: str) -> Any:
+def _loaded_converter(saved_model_dir: str, signature: str | None) -> Any:
     import tensorflow as tf
 
-    return tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
+    keys = [signature] if signature else None
+    return tf.lite.TFLiteConverter.from_saved_model(saved_model_dir, signature_keys=keys)
 
 
-def _tf_converter(saved_model_dir: Path) -> Any:
-    """A converter for one variant. Loading the SavedModel costs ~1.5 s on MobileNetV2, so it is loaded once
-    per worker and each variant gets a shallow copy with its own target_spec (the only mutable setting a
-    configurator changes in place); the bytes are identical to a fresh converter's (checked on all six kinds)."""
-    converter = copy.copy(_loaded_converter(str(saved_model_dir)))
+def saved_model_converter(saved_model_dir: Path | str, signature: str | None = None) -> Any:
+    """A converter for one variant, of the SavedModel's ``signature`` (None: serving_default). Loading the
+    SavedModel costs ~1.5 s on MobileNetV2, so it is loaded once per worker and each variant gets a shallow copy
+    with its own target_spec (the only mutable setting a configurator changes in place); the bytes are
+    identical to a fresh converter's (checked on all six kinds)."""
+    converter = copy.copy(_loaded_converter(str(saved_model_dir), signature))
     converter.target_spec = copy.deepcopy(converter.target_spec)
     return converter
 
@@ -103,31 +107,38 @@ def _aeq_recipe(kind: str) -> Any:
     return getattr(recipe, name)()
 
 
-def quantize_tflite(float_model: Path, kind: str, samples: np.ndarray | None,
-                    validation: np.ndarray | None = None) -> tuple[bytes, list[dict[str, Any]]]:
+def quantize_tflite(float_model: Path, kind: str, samples: Arrays | None,
+                    validation: Arrays | None = None) -> tuple[bytes, list[dict[str, Any]]]:
     """Apply an ai-edge-quantizer recipe to a float .tflite (no TensorFlow involved), then compare every
-    tensor of the result with the float model on ``validation`` inputs (MSE and SNR per tensor)."""
+    tensor of the result with the float model on ``validation`` inputs (MSE and SNR per tensor). Samples are
+    fed by input name to the file's signature."""
     from ai_edge_quantizer import quantizer
     from ai_edge_quantizer.utils.validation_utils import ValidationErrorMetric
 
-    from optimizer.measure.runtime import load_interpreter
+    from optimizer.measure.runtime import ModelIO, load_interpreter
 
     engine = quantizer.Quantizer(str(float_model))
     engine.load_quantization_recipe(_aeq_recipe(kind))
-    input_name = next(iter(load_interpreter(float_model).get_signature_list()["serving_default"]["inputs"]))
+    model_io = ModelIO.open(load_interpreter(float_model))
+    key = model_io.key or "serving_default"
+
+    def feeds(arrays: Arrays, count: int) -> list[dict[str, np.ndarray]]:
+        bound = bind(list(arrays), list(model_io.inputs), "inputs")
+        return [{bound[name]: array[i:i + 1] for name, array in arrays.items()}
+                for i in range(min(count, sample_count(arrays)))]
+
     calibration = None
     if engine.need_calibration:
         assert samples is not None
-        data = [{input_name: samples[i:i + 1]} for i in range(len(samples))]
-        calibration = engine.calibrate({"serving_default": data})
+        calibration = engine.calibrate({key: feeds(samples, sample_count(samples))})
     result = engine.quantize(calibration)
     if result.quantized_model is None:
         raise VariantFailed("ai-edge-quantizer returned no model")
     per_tensor: list[dict[str, Any]] = []
-    if validation is not None and len(validation):
-        test = {"serving_default": [{input_name: validation[i:i + 1]} for i in range(min(8, len(validation)))]}
-        compared = engine.validate(test, error_metrics=[ValidationErrorMetric.MSE, ValidationErrorMetric.SNR],
-                                   num_threads=1).get_signature_comparison_result("serving_default")
+    if validation:
+        compared = engine.validate({key: feeds(validation, 8)},
+                                   error_metrics=[ValidationErrorMetric.MSE, ValidationErrorMetric.SNR],
+                                   num_threads=1).get_signature_comparison_result(key)
         for group in ("intermediate_tensors", "output_tensors", "constant_tensors"):
             for name, metrics in getattr(compared, group).items():
                 per_tensor.append({"tensor": name, "kind": group.removesuffix("_tensors"),
@@ -155,7 +166,7 @@ def prepare_task(payload: dict[str, Any], report: Callable[[dict[str, Any]], Non
     stdin (none if it closes the channel). One TensorFlow import serves inspection, export and conversion."""
     job = InspectPayload.from_dict(payload)
     model_path, workdir = Path(job.model_path), Path(job.workdir)
-    summary, loaded = load_checked(model_path, workdir)
+    summary, loaded = load_checked(model_path, workdir, job.signature)
     report({"stage": "inspected", "summary": summary})
     report({"stage": "exporting"})
     started = time.perf_counter()
@@ -167,8 +178,8 @@ def prepare_task(payload: dict[str, Any], report: Callable[[dict[str, Any]], Non
     return {"summary": summary, "export_dir": str(export_dir), "export_s": export_s, "outcomes": outcomes}
 
 
-def convert_one(spec: VariantSpec, fmt: ModelFormat, model_path: Path, export_dir: Path | None,
-                calibration: np.ndarray | None, datasets: dict[int, Dataset]) -> tuple[bytes, dict[str, Any]]:
+def convert_one(spec: VariantSpec, job: ProducePayload, calibration: Arrays | None,
+                datasets: dict[int, Dataset]) -> tuple[bytes, dict[str, Any]]:
     """The variant's bytes, and extra facts for its row (ai-edge-quantizer's per-tensor comparison).
     ``datasets`` keeps one representative-dataset generator per sample count, so variants calibrated on the
     same samples hand the converter the same generator and share its calibration."""
@@ -177,16 +188,17 @@ def convert_one(spec: VariantSpec, fmt: ModelFormat, model_path: Path, export_di
         count = int(spec.options["calibration_samples"])
         samples = representative_samples(calibration, count)
         dataset = datasets.setdefault(count, representative_dataset(samples))
-    if fmt is ModelFormat.TFLITE:
+    model_path = Path(job.model_path)
+    if ModelFormat(job.format) is ModelFormat.TFLITE:
         if spec.kind is VariantKind.FLOAT32:
             return model_path.read_bytes(), {}
         content, per_tensor = quantize_tflite(model_path, spec.kind, samples, calibration)
         return content, ({"analysis": {"per_tensor": per_tensor}} if per_tensor else {})
-    assert export_dir is not None
+    assert job.export_dir is not None
     settings = spec.info.converter
     if settings is None:
         raise VariantFailed(f"kind {spec.kind} has no converter settings")
-    converter = _tf_converter(export_dir)
+    converter = saved_model_converter(job.export_dir, job.signature if job.format == "saved_model_zip" else None)
     settings.apply(converter, dataset)
     return bytes(converter.convert()), {}
 
@@ -194,16 +206,13 @@ def convert_one(spec: VariantSpec, fmt: ModelFormat, model_path: Path, export_di
 def convert_task(payload: dict[str, Any], report: Callable[[dict[str, Any]], None]) -> list[dict[str, Any]]:
     """Convert each requested variant from the export (or the float .tflite)."""
     job = ProducePayload.from_dict(payload)
-    model_path = Path(job.model_path)
-    fmt = ModelFormat(job.format)
-    export_dir = Path(job.export_dir) if job.export_dir else None
-    calibration = np.load(job.calibration_path, allow_pickle=False) if job.calibration_path else None
+    calibration = tensors.load(job.calibration) or None
     datasets: dict[int, Dataset] = {}
 
     def produce(spec: VariantSpec) -> Produced:
-        content, extra = convert_one(spec, fmt, model_path, export_dir, calibration, datasets)
+        content, extra = convert_one(spec, job, calibration, datasets)
         return content, extra, None
 
-    with _converter_steps_done_once() if export_dir is not None else contextlib.nullcontext():
+    with _converter_steps_done_once() if job.export_dir is not None else contextlib.nullcontext():
         return produce_each((VariantSpec.from_dict(d) for d in job.specs), Path(job.out_dir), produce, report,
                             "converter error")

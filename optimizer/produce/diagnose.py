@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from optimizer import tensors
 from optimizer.errors import VariantFailed
 from optimizer.measure.evaluate import accuracy
 from optimizer.produce.calibration import representative_dataset as _dataset
 from optimizer.records import ProducePayload
+from optimizer.tensors import Arrays, pick, sample_count, take
 from optimizer.variants import INT8, VariantSpec
 
 # Uniform quantization noise has RMSE = scale / sqrt(12); layers far above that are flagged.
@@ -30,21 +33,48 @@ STUDY_SIZES = (8, 32, 128)
 STUDY_SEEDS = (0, 1, 2)
 
 
-def _int8_converter(export_dir: str, samples: np.ndarray) -> Any:
+@dataclass(frozen=True)
+class Scoring:
+    """How a candidate is judged: the exported model (and signature) to convert, the evaluation inputs by name,
+    the model's tensor names, and the labels of the output the accuracy budget applies to."""
+
+    export_dir: str
+    signature: str | None
+    x_eval: Arrays
+    input_names: list[str]
+    output_names: list[str]
+    output: str
+    y_eval: np.ndarray
+
+    def accuracy(self, content: bytes, path: Path) -> float:
+        from optimizer.measure.runtime import predict
+
+        path.write_bytes(content)
+        outputs = predict(path, self.x_eval, self.input_names, self.output_names)
+        return accuracy(outputs[self.output], self.y_eval)
+
+
+def _float_converter(scoring: Scoring) -> Any:
+    """A fresh converter of the export (the debugger changes the converter it is given)."""
     import tensorflow as tf
 
-    converter = tf.lite.TFLiteConverter.from_saved_model(export_dir)
+    keys = [scoring.signature] if scoring.signature else None
+    return tf.lite.TFLiteConverter.from_saved_model(scoring.export_dir, signature_keys=keys)
+
+
+def _int8_converter(scoring: Scoring, samples: Arrays) -> Any:
+    converter = _float_converter(scoring)
     INT8.apply(converter, _dataset(samples))
     return converter
 
 
-def layer_errors(export_dir: str, samples: np.ndarray) -> list[dict[str, Any]]:
+def layer_errors(scoring: Scoring, samples: Arrays) -> list[dict[str, Any]]:
     """One row per quantized layer, in graph order, from the quantization debugger."""
     import pandas as pd
     import tensorflow as tf
 
-    debug = samples[:DEBUG_SAMPLES]
-    debugger = tf.lite.experimental.QuantizationDebugger(converter=_int8_converter(export_dir, debug),
+    debug = take(samples, 0, DEBUG_SAMPLES)
+    debugger = tf.lite.experimental.QuantizationDebugger(converter=_int8_converter(scoring, debug),
                                                          debug_dataset=_dataset(debug))
     debugger.run()
     buffer = io.StringIO()
@@ -63,36 +93,28 @@ def layer_errors(export_dir: str, samples: np.ndarray) -> list[dict[str, Any]]:
     return [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()} for row in table.to_dict("records")]
 
 
-def selective_model(export_dir: str, samples: np.ndarray, float_layers: list[str]) -> bytes:
+def selective_model(scoring: Scoring, samples: Arrays, float_layers: list[str]) -> bytes:
     """int8 everywhere except the named layers (tensor names from the debugger), which stay float."""
     import tensorflow as tf
 
-    debug = samples[:DEBUG_SAMPLES]
+    debug = take(samples, 0, DEBUG_SAMPLES)
     options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=float_layers)
-    debugger = tf.lite.experimental.QuantizationDebugger(converter=_int8_converter(export_dir, samples),
+    debugger = tf.lite.experimental.QuantizationDebugger(converter=_int8_converter(scoring, samples),
                                                          debug_dataset=_dataset(debug), debug_options=options)
     return bytes(debugger.get_nondebug_quantized_model())
 
 
-def _accuracy_of(content: bytes, path: Path, x: np.ndarray, y: np.ndarray) -> float:
-    from optimizer.measure.runtime import predict
-
-    path.write_bytes(content)
-    return accuracy(predict(path, x), y)
-
-
-def search(export_dir: str, calibration: np.ndarray, x_eval: np.ndarray, y_eval: np.ndarray, float_accuracy: float,
-           ranked: list[dict[str, Any]], budget: float, cap: int, scratch: Path,
-           report: Callable[[dict[str, Any]], None], name: str) -> dict[str, Any]:
+def search(scoring: Scoring, calibration: Arrays, float_accuracy: float, ranked: list[dict[str, Any]], budget: float,
+           cap: int, scratch: Path, report: Callable[[dict[str, Any]], None], name: str) -> dict[str, Any]:
     """Grow the float set by sensitivity until accuracy is within ``budget`` of float32 or ``cap`` is hit."""
     order = [row["tensor_name"] for row in sorted(ranked, key=lambda r: r["sensitivity_rank"])]
     curve: list[dict[str, Any]] = []
     chosen = None
     for k in range(0, min(cap, len(order)) + 1):
         report({"stage": "searching", "variant": name, "epoch": k, "epochs": min(cap, len(order))})
-        content = selective_model(export_dir, calibration, order[:k])
+        content = selective_model(scoring, calibration, order[:k])
         path = scratch / f"{name}-k{k}.tflite"
-        candidate_accuracy = _accuracy_of(content, path, x_eval, y_eval)
+        candidate_accuracy = scoring.accuracy(content, path)
         curve.append({"float_layers": k, "layers": order[:k], "accuracy": candidate_accuracy,
                       "accuracy_drop": float_accuracy - candidate_accuracy, "size_bytes": len(content),
                       "path": str(path)})
@@ -102,67 +124,80 @@ def search(export_dir: str, calibration: np.ndarray, x_eval: np.ndarray, y_eval:
     best_drop = min(float(c["accuracy_drop"]) for c in curve) * 100
     reason = None if chosen else (f"no choice of up to {min(cap, len(order))} float layers brings the drop within "
                                   f"{budget * 100:.2f} points (best drop {best_drop:.2f})")
-    return {"curve": curve, "chosen": chosen, "reason": reason, "budget": budget, "cap": cap}
+    return {"curve": curve, "chosen": chosen, "reason": reason, "budget": budget, "cap": cap,
+            "output": scoring.output}
 
 
-def calibration_study(export_dir: str, calibration: np.ndarray, x_eval: np.ndarray, y_eval: np.ndarray,
-                      scratch: Path, report: Callable[[dict[str, Any]], None], name: str) -> list[dict[str, Any]]:
+def calibration_study(scoring: Scoring, calibration: Arrays, scratch: Path, report: Callable[[dict[str, Any]], None],
+                      name: str) -> list[dict[str, Any]]:
     """Full-int8 accuracy for calibration sets of 8, 32, 128 and all samples, each size with three seeds."""
-
-    sizes = [s for s in STUDY_SIZES if s < len(calibration)] + [len(calibration)]
+    count = sample_count(calibration)
+    sizes = [s for s in STUDY_SIZES if s < count] + [count]
     points: list[dict[str, Any]] = []
     for size in sizes:
-        for seed in (STUDY_SEEDS if size < len(calibration) else (0,)):
+        for seed in (STUDY_SEEDS if size < count else (0,)):
             report({"stage": "calibration study", "variant": name, "epoch": len(points) + 1})
-            picked = calibration[np.random.default_rng(seed).permutation(len(calibration))[:size]]
-            converter = _int8_converter(export_dir, picked)
-            content = bytes(converter.convert())
+            picked = pick(calibration, np.random.default_rng(seed).permutation(count)[:size])
+            content = bytes(_int8_converter(scoring, picked).convert())
             points.append({"calibration_samples": size, "seed": seed,
-                           "accuracy": _accuracy_of(content, scratch / f"study-{size}-{seed}.tflite", x_eval, y_eval)})
+                           "accuracy": scoring.accuracy(content, scratch / f"study-{size}-{seed}.tflite")})
     return points
+
+
+def _scoring(job: ProducePayload, export_dir: str) -> Scoring:
+    """What the search judges candidates by: the accuracy of the run's accuracy output (a classification
+    output with labels), by name."""
+    from optimizer.intake.model import load_checked
+
+    output = job.accuracy_output
+    if not job.calibration or not job.evaluation or output is None or output not in job.evaluation_labels:
+        raise VariantFailed("the selective search needs calibration data and labelled evaluation data; found none")
+    if job.tasks.get(output) != "classification":
+        raise VariantFailed(f"the selective search needs a classification output; output {output!r} is "
+                            f"{job.tasks.get(output)}")
+    summary, _ = load_checked(Path(job.model_path), Path(job.workdir), job.signature)
+    return Scoring(export_dir=export_dir, signature=job.signature if job.format == "saved_model_zip" else None,
+                   x_eval=tensors.load(job.evaluation), input_names=[t["name"] for t in summary["inputs"]],
+                   output_names=[t["name"] for t in summary["outputs"]], output=output,
+                   y_eval=np.load(job.evaluation_labels[output], allow_pickle=False))
+
+
+def _export_dir(job: ProducePayload, scratch: Path) -> str:
+    if job.export_dir:
+        return job.export_dir
+    from optimizer.intake.model import load_checked
+    from optimizer.produce.convert import export_model
+
+    _, loaded = load_checked(Path(job.model_path), Path(job.workdir), job.signature)
+    return str(loaded if isinstance(loaded, Path) else export_model(loaded, scratch))
 
 
 def diagnose_task(payload: dict[str, Any], report: Callable[[dict[str, Any]], None]) -> list[dict[str, Any]]:
     """Worker task for the mixed-precision kind: per-layer errors, the search, the calibration study."""
-    import tensorflow as tf
-
-    from optimizer.intake.model import load_checked
-    from optimizer.measure.runtime import predict
-    from optimizer.produce.convert import export_model
     from optimizer.produce.outcomes import Produced, produce_each
 
     job = ProducePayload.from_dict(payload)
-    workdir = Path(job.workdir)
-    scratch = workdir / "diagnosis"
+    scratch = Path(job.workdir) / "diagnosis"
     scratch.mkdir(parents=True, exist_ok=True)
 
     def produce(spec: VariantSpec) -> Produced:
-        if not job.eval_labels_path or not job.eval_path or not job.calibration_path:
-            raise VariantFailed("the selective search needs calibration data and labelled evaluation data; "
-                                "found none")
-        export_dir = job.export_dir
-        if not export_dir:
-            _, loaded = load_checked(Path(job.model_path), workdir)
-            export_dir = str(loaded if isinstance(loaded, Path) else export_model(loaded, scratch))
-        all_calibration = np.load(job.calibration_path, allow_pickle=False)
-        calibration = all_calibration[:int(spec.options["calibration_samples"])]
-        x_eval = np.load(job.eval_path, allow_pickle=False)
-        y_eval = np.load(job.eval_labels_path, allow_pickle=False)
-        float_path = scratch / "float32.tflite"
-        float_path.write_bytes(bytes(tf.lite.TFLiteConverter.from_saved_model(export_dir).convert()))
-        float_accuracy = accuracy(predict(float_path, x_eval), y_eval)
-        layers = layer_errors(export_dir, calibration)
-        found = search(export_dir, calibration, x_eval, y_eval, float_accuracy, layers,
-                       float(spec.options["accuracy_budget"]) / 100, int(spec.options["max_float_layers"]),
-                       scratch, report, spec.name)
-        study = (calibration_study(export_dir, all_calibration, x_eval, y_eval, scratch, report, spec.name)
+        scoring = _scoring(job, _export_dir(job, scratch))
+        all_calibration = tensors.load(job.calibration)
+        calibration = take(all_calibration, 0, int(spec.options["calibration_samples"]))
+        float_content = bytes(_float_converter(scoring).convert())
+        float_accuracy = scoring.accuracy(float_content, scratch / "float32.tflite")
+        layers = layer_errors(scoring, calibration)
+        found = search(scoring, calibration, float_accuracy, layers, float(spec.options["accuracy_budget"]) / 100,
+                       int(spec.options["max_float_layers"]), scratch, report, spec.name)
+        study = (calibration_study(scoring, all_calibration, scratch, report, spec.name)
                  if spec.options["calibration_study"] else [])
         best = found["chosen"] or min(found["curve"], key=lambda c: c["accuracy_drop"])
         analysis = {"float_accuracy": float_accuracy, "layers": layers, "search": found,
-                    "calibration_study": study, "float_layers": best["layers"]}
+                    "calibration_study": study, "float_layers": best["layers"], "output": scoring.output}
         extra = {"analysis": analysis, "float_layers": len(best["layers"]),
                  "search_met_budget": found["chosen"] is not None}
         return Path(best["path"]).read_bytes(), extra, None
 
     return produce_each((VariantSpec.from_dict(d) for d in job.specs), Path(job.out_dir), produce, report,
                         "diagnosis error")
+

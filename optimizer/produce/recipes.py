@@ -12,11 +12,34 @@ import inspect
 import json
 import re
 import textwrap
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from optimizer.produce.calibration import representative_dataset_code
 from optimizer.variants import INT8, VariantKind, VariantSpec
+
+
+@dataclass(frozen=True)
+class RecipeInputs:
+    """What a recipe reads from its run folder: the model file, the data files by tensor name (paths relative
+    to the run folder), each labelled output's task, the seed."""
+
+    model_file: str
+    model_format: str
+    saved_model_dir: str | None = None
+    signature: str | None = None
+    calibration: dict[str, str] = field(default_factory=dict)  # input name -> work/calib_x*.npy
+    labels: dict[str, str] = field(default_factory=dict)  # output name -> work/calib_y*.npy
+    tasks: dict[str, str] = field(default_factory=dict)
+    seed: int = 0
+
+    def loads(self, files: dict[str, str]) -> dict[str, str]:
+        """{tensor name: the expression that loads its array in the recipe}."""
+        return {name: f"np.load(RUN / {path!r})" for name, path in files.items()}
+
+    def loads_literal(self, files: dict[str, str]) -> str:
+        return "{" + ", ".join(f"{name!r}: {expression}" for name, expression in self.loads(files).items()) + "}"
 
 _HEADER = '''"""Recipe for variant {name!r} ({label}), written by TFLite Optimization Studio.
 
@@ -50,21 +73,30 @@ import tensorflow as tf
 export_dir = RUN / {saved_model_dir!r}  # the audited, extracted upload
 '''
 
-def _aeq(spec: VariantSpec, model_file: str) -> str:
+
+def _converter_line(inputs: RecipeInputs) -> str:
+    keys = f", signature_keys=[{inputs.signature!r}]" if inputs.model_format == "saved_model_zip" and \
+        inputs.signature else ""
+    return f"converter = tf.lite.TFLiteConverter.from_saved_model(str(export_dir){keys})\n"
+
+def _aeq(spec: VariantSpec, inputs: RecipeInputs) -> str:
     recipe = spec.info.aeq_recipe
+    count = spec.options.get("calibration_samples", 200)
     code = f'''
 from ai_edge_litert.interpreter import Interpreter
 from ai_edge_quantizer import quantizer, recipe
 
-float_model = RUN / "input" / {model_file!r}
+float_model = RUN / "input" / {inputs.model_file!r}
 engine = quantizer.Quantizer(str(float_model))
 engine.load_quantization_recipe(recipe.{recipe}())
 calibration_result = None
 if engine.need_calibration:
-    samples = np.load(RUN / "work" / "calib_x.npy").astype(np.float32)[:{spec.options.get("calibration_samples", 200)}]
-    input_name = next(iter(Interpreter(model_path=str(float_model)).get_signature_list()["serving_default"]["inputs"]))
-    calibration_result = engine.calibrate({{"serving_default": [{{input_name: samples[i:i + 1]}}
-                                                              for i in range(len(samples))]}})
+    samples = {inputs.loads_literal(inputs.calibration)}  # by the signature's input names
+    samples = {{name: (a.astype(np.float32) if a.dtype.kind == "f" else a)[:{count}] for name, a in samples.items()}}
+    signature = next(iter(Interpreter(model_path=str(float_model)).get_signature_list()))
+    count = len(next(iter(samples.values())))
+    calibration_result = engine.calibrate({{signature: [{{name: a[i:i + 1] for name, a in samples.items()}}
+                                                       for i in range(count)]}})
 OUTPUT.write_bytes(bytes(engine.quantize(calibration_result).quantized_model))
 print("wrote", OUTPUT)
 '''
@@ -80,7 +112,7 @@ def _module_source(module: Any) -> str:
     return re.sub(r"^from optimizer\.\S+ import .+$", "", source, flags=re.M)
 
 
-def _training(spec: VariantSpec, model_file: str, task: str, seed: int) -> str:
+def _training(spec: VariantSpec, inputs: RecipeInputs) -> str:
     from optimizer import variants
     from optimizer.produce import bridge, calibration, training
 
@@ -105,49 +137,51 @@ train_variant, convert_trained = studio.train_variant, studio.convert_trained
 import keras
 import tf_keras
 
-model = keras.saving.load_model(RUN / "input" / {model_file!r}, compile=False, safe_mode=True)
-x = np.load(RUN / "work" / "calib_x.npy")
-y = np.load(RUN / "work" / "calib_y.npy")
+model = keras.saving.load_model(RUN / "input" / {inputs.model_file!r}, compile=False, safe_mode=True)
+x = {inputs.loads_literal(inputs.calibration)}  # by input name
+y = {inputs.loads_literal(inputs.labels)}  # by labelled output name
+tasks = {inputs.tasks!r}
 spec = VariantSpec.from_dict({json.dumps(spec.to_dict())})
-twin, _ = to_tf_keras(model, x[:16])  # the verified tf_keras copy, then the seed, as in the studio
-tf_keras.utils.set_random_seed({seed})
-trained = train_variant(spec, lambda: twin, x, y, {task!r}, print)
-OUTPUT.write_bytes(convert_trained(trained, x))
+twin, _ = to_tf_keras(model, {{name: a[:16] for name, a in x.items()}})  # the verified tf_keras copy, then the seed
+tf_keras.utils.set_random_seed({inputs.seed})
+trained = train_variant(spec, lambda: twin, x, y, tasks, print)
+OUTPUT.write_bytes(convert_trained(trained, x, {int(spec.options.get("calibration_samples") or 200)}))
 print("wrote", OUTPUT)
 '''
 
 
-def _selective(spec: VariantSpec, float_layers: list[str]) -> str:
+def _selective(spec: VariantSpec, inputs: RecipeInputs, float_layers: list[str]) -> str:
     return f'''
-debug = calibration[:{64}]
+debug = {{name: array[:{64}] for name, array in calibration.items()}}
 options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes={float_layers!r})
-converter = tf.lite.TFLiteConverter.from_saved_model(str(export_dir))
-{INT8.as_code()}debugger = tf.lite.experimental.QuantizationDebugger(
-    converter=converter, debug_dataset=lambda: ([debug[i:i + 1]] for i in range(len(debug))), debug_options=options)
+{_converter_line(inputs)}{INT8.as_code()}debugger = tf.lite.experimental.QuantizationDebugger(
+    converter=converter,
+    debug_dataset=lambda: ({{n: a[i:i + 1] for n, a in debug.items()}} for i in range(len(next(iter(debug.values()))))),
+    debug_options=options)
 OUTPUT.write_bytes(bytes(debugger.get_nondebug_quantized_model()))
 print("wrote", OUTPUT)
 '''
 
 
-def recipe_for(spec: VariantSpec, *, model_file: str, model_format: str, saved_model_dir: str | None = None,
-               task: str | None = None, seed: int = 0, float_layers: list[str] | None = None) -> str:
+def recipe_for(spec: VariantSpec, inputs: RecipeInputs, float_layers: list[str] | None = None) -> str:
     """The runnable script that reproduces ``spec`` from the run folder's inputs."""
     header = _HEADER.format(name=spec.name, label=spec.info.label)
-    if spec.info.aeq_recipe or (model_format == "tflite" and spec.kind is VariantKind.FLOAT32):
+    if spec.info.aeq_recipe or (inputs.model_format == "tflite" and spec.kind is VariantKind.FLOAT32):
         if spec.kind is VariantKind.FLOAT32:
-            return header + f'\nOUTPUT.write_bytes((RUN / "input" / {model_file!r}).read_bytes())  # the upload\n'
-        return header + _aeq(spec, model_file)
+            upload = f'RUN / "input" / {inputs.model_file!r}'
+            return header + f"\nOUTPUT.write_bytes(({upload}).read_bytes())  # the upload\n"
+        return header + _aeq(spec, inputs)
     if spec.info.needs_training:
-        return header + _training(spec, model_file, task or "classification", seed)
-    load = (_LOAD_SAVED_MODEL.format(saved_model_dir=saved_model_dir) if model_format == "saved_model_zip"
-            else _LOAD_KERAS.format(model_file=model_file))
-    calibration = representative_dataset_code('np.load(RUN / "work" / "calib_x.npy")',
+        return header + _training(spec, inputs)
+    load = (_LOAD_SAVED_MODEL.format(saved_model_dir=inputs.saved_model_dir)
+            if inputs.model_format == "saved_model_zip" else _LOAD_KERAS.format(model_file=inputs.model_file))
+    calibration = representative_dataset_code(inputs.loads(inputs.calibration),
                                               int(spec.options.get("calibration_samples", 200)))
     if spec.kind is VariantKind.MIXED_INT8:
-        return header + load + calibration + _selective(spec, float_layers or [])
+        return header + load + calibration + _selective(spec, inputs, float_layers or [])
     if spec.info.converter is None:
         raise ValueError(f"kind {spec.kind}: no converter settings to write a recipe from")
-    body = "\nconverter = tf.lite.TFLiteConverter.from_saved_model(str(export_dir))\n"
+    body = "\n" + _converter_line(inputs)
     body += spec.info.converter.as_code()
     body += 'OUTPUT.write_bytes(converter.convert())\nprint("wrote", OUTPUT)\n'
     return header + load + (calibration if spec.info.needs_calibration else "") + body

@@ -13,7 +13,15 @@ from typing import Any
 from optimizer.errors import OptimizerError
 from optimizer.measure.benchmark import file_sizes
 from optimizer.measure.evaluate import Task
-from optimizer.records import BenchmarkPayload, DataReport, EvaluatePayload, ProgressEvent, RunLayout, Stage
+from optimizer.records import (
+    BenchmarkPayload,
+    DataReport,
+    EvaluatePayload,
+    ModelSummary,
+    ProgressEvent,
+    RunLayout,
+    Stage,
+)
 from optimizer.run.isolation import Spares, run_task
 from optimizer.run.options import RunOptions
 from optimizer.variants import VariantKind, VariantSpec
@@ -32,8 +40,9 @@ class RunContext:
 
     layout: RunLayout
     options: RunOptions
+    model: ModelSummary
     data: DataReport
-    task: Task | None
+    tasks: dict[str, Task]  # labelled output name -> its task
     rows: dict[str, dict[str, Any]]
     progress: ProgressCallback
     cancel: threading.Event | None
@@ -42,6 +51,12 @@ class RunContext:
     reference_path: str | None = None
     saved_model_dir: str | None = None
     spares: dict[str, Spares] = field(default_factory=dict)  # evaluate / benchmark workers started ahead
+    accuracy_output: str | None = None  # the labelled output whose metric is each row's accuracy
+
+    @property
+    def headline_output(self) -> str:
+        """The output whose metrics and fidelity are each row's headline columns (accuracy, mae, fidelity_*)."""
+        return self.accuracy_output or self.model.output_names[0]
 
     def report(self, event: ProgressEvent | dict[str, Any]) -> None:
         """Pass a progress event on, typed (workers send theirs as JSON dicts)."""
@@ -70,14 +85,17 @@ class RunContext:
 
     def write_recipe(self, spec: VariantSpec, path: Path, outcome: dict[str, Any]) -> str | None:
         """The script that reproduces this variant, next to its .tflite (see optimizer.produce.recipes)."""
-        from optimizer.produce.recipes import recipe_for
+        from optimizer.produce.recipes import RecipeInputs, recipe_for
 
         analysis = (outcome.get("extra") or {}).get("analysis") or {}
-        text = recipe_for(spec, model_file=self.model_file, model_format=self.model_format,
-                          saved_model_dir=self.saved_model_dir, task=self.task.value if self.task else None,
-                          seed=self.options.seed, float_layers=analysis.get("float_layers"))
+        relative = self.layout.relative
+        inputs = RecipeInputs(model_file=self.model_file, model_format=self.model_format,
+                              saved_model_dir=self.saved_model_dir, signature=self.options.signature,
+                              calibration={n: relative(Path(f)) for n, f in self.data.calibration.items()},
+                              labels={n: relative(Path(f)) for n, f in self.data.calibration_labels.items()},
+                              tasks={n: str(t) for n, t in self.tasks.items()}, seed=self.options.seed)
         recipe = path.with_suffix(".py")
-        recipe.write_text(text)
+        recipe.write_text(recipe_for(spec, inputs, float_layers=analysis.get("float_layers")))
         return self.layout.relative(recipe)
 
     def evaluate(self, spec: VariantSpec, outcome: dict[str, Any]) -> None:
@@ -95,26 +113,37 @@ class RunContext:
         self.report(ProgressEvent(Stage.EVALUATING, spec.name))
         try:
             evaluation = self.run_worker("evaluate", EvaluatePayload(
-                model_path=str(path), inputs_path=str(self.data.only(self.data.evaluation)),
-                outputs_path=str(outputs_path), threads=self.options.threads,
-                labels_path=self.data.only(self.data.evaluation_labels) if self.task else None,
-                task=str(self.task) if self.task else None,
+                model_path=str(path), inputs=self.data.evaluation, input_names=self.model.input_names,
+                output_names=self.model.output_names, outputs_path=str(outputs_path), threads=self.options.threads,
+                labels={n: f for n, f in self.data.evaluation_labels.items() if n in self.tasks},
+                tasks={n: str(t) for n, t in self.tasks.items()},
                 reference_path=self.reference_path if spec.kind is not VariantKind.FLOAT32 else None,
             ).to_dict())
         except OptimizerError as exc:
             row.update(status="failed", error=str(exc))
             return
-        audit = evaluation.pop("audit")
-        row.update(evaluation)
-        row.update(integer_only=audit["integer_only"], float_compute_ops=audit["float_compute_ops"],
-                   input_dtypes=audit["input_dtypes"], output_dtypes=audit["output_dtypes"],
-                   op_counts=audit["op_counts"], audit=audit,
-                   fidelity_inputs="synthetic" if self.data.synthetic else "evaluation",
-                   metric="accuracy" if "accuracy" in evaluation else "mae" if "mae" in evaluation else None)
+        self._record_evaluation(spec, row, evaluation)
         if spec.kind is VariantKind.FLOAT32:
             self.reference_path = str(outputs_path)
+
+    def _record_evaluation(self, spec: VariantSpec, row: dict[str, Any], evaluation: dict[str, Any]) -> None:
+        """The evaluation in the row: every output's figures under ``per_output``, the headline output's as
+        the row's own columns, the op audit, and what the figures warn about."""
+        audit, per_output = evaluation.pop("audit"), evaluation.pop("per_output")
+        row.update(evaluation)
+        row.update(headline_figures(per_output.get(self.headline_output) or {}))
+        row.update(per_output=per_output, headline_output=self.headline_output,
+                   integer_only=audit["integer_only"], float_compute_ops=audit["float_compute_ops"],
+                   input_dtypes=audit["input_dtypes"], output_dtypes=audit["output_dtypes"],
+                   op_counts=audit["op_counts"], audit=audit,
+                   fidelity_inputs="synthetic" if self.data.synthetic else "evaluation")
         if spec.info.expect_integer_only and not audit["integer_only"]:
             row["error"] = f"sold as integer-only but computes in float: {', '.join(audit['float_compute_ops'][:8])}"
+        constant = [name for name, figures in per_output.items() if figures.get("constant_output")]
+        if constant and spec.kind is VariantKind.FLOAT32:
+            row.setdefault("warnings", []).append(
+                f"output(s) {', '.join(constant)} of the float model are the same for every evaluation input: the "
+                "model may ignore its input (untrained, or fed data it does not expect)")
 
     def benchmark(self, spec: VariantSpec) -> None:
         """Latency and memory in a fresh LiteRT-only worker, run while nothing else of ours runs."""
@@ -129,9 +158,9 @@ class RunContext:
         self.report(ProgressEvent(Stage.MEASURED, spec.name, status=row["status"]))
 
     def _benchmark_payload(self, model_path: str) -> dict[str, Any]:
-        return BenchmarkPayload(model_path=model_path, sample_path=self.data.only(self.data.evaluation),
-                                threads=self.options.threads, warmup_runs=self.options.warmup_runs,
-                                timed_runs=self.options.timed_runs).to_dict()
+        return BenchmarkPayload(model_path=model_path, samples=self.data.evaluation,
+                                input_names=self.model.input_names, threads=self.options.threads,
+                                warmup_runs=self.options.warmup_runs, timed_runs=self.options.timed_runs).to_dict()
 
     def _benchmark_curve_point(self, point: dict[str, Any]) -> None:
         """Latency of one candidate of the selective search, measured like every variant."""
@@ -140,6 +169,15 @@ class RunContext:
             point.update(latency_ms_p50=measured["latency_ms_p50"], latency_ms_p95=measured["latency_ms_p95"])
         except OptimizerError as exc:
             point["latency_error"] = str(exc)
+
+
+HEADLINE_FIGURES = ("metric", "accuracy", "top5_accuracy", "exact_match", "mae", "rmse", "per_class_accuracy",
+                    "fidelity_top1_agreement", "fidelity_rmse", "fidelity_snr_db")
+
+
+def headline_figures(figures: dict[str, Any]) -> dict[str, Any]:
+    """One output's figures as a row's own columns (``metric`` None when the output has no labels)."""
+    return {"metric": None, **{k: figures[k] for k in HEADLINE_FIGURES if k in figures}}
 
 
 class Evaluator:

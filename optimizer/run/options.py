@@ -19,10 +19,12 @@ class RunOptions:
     threads: int = 1
     warmup_runs: int = 10
     timed_runs: int = 50
-    task: Task | None = None
+    task: str | None = None  # "classification" for every labelled output, or "digit=classification,ink=regression"
     seed: int = 0
     eval_fraction: float = 0.5
     label_column: str = "label"
+    signature: str | None = None  # a SavedModel's signature to convert; None: serving_default
+    accuracy_output: str | None = None  # the output whose metric is the run's accuracy; None: the first labelled
     limits: WorkerLimits = DEFAULT_LIMITS
 
     def __post_init__(self) -> None:
@@ -34,11 +36,22 @@ class RunOptions:
             raise InvalidOption(f"warmup_runs: expected 0 or more; found {self.warmup_runs}")
         if not 0 < self.eval_fraction < 1:
             raise InvalidOption(f"eval_fraction: expected a value in (0, 1); found {self.eval_fraction}")
-        if self.task is not None and not isinstance(self.task, Task):
-            object.__setattr__(self, "task", _task(self.task))
+        if self.task is not None:
+            object.__setattr__(self, "task", str(self.task))
+            parse_tasks(self.task)  # refuses unknown tasks now, before any worker starts
+
+    def tasks_for(self, outputs: list[str]) -> dict[str, Task]:
+        """The task override of each output named here (one bare task applies to every output)."""
+        parsed = parse_tasks(self.task)
+        if None in parsed:
+            return dict.fromkeys(outputs, parsed[None])
+        unknown = sorted(str(name) for name in set(parsed) - set(outputs))
+        if unknown:
+            raise InvalidOption(f"task: the model has no output {unknown[0]!r}; its outputs are {outputs}")
+        return {name: task for name, task in parsed.items() if name is not None}
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "task": str(self.task) if self.task else None, "limits": asdict(self.limits)}
+        return {**asdict(self), "limits": asdict(self.limits)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunOptions:
@@ -47,8 +60,25 @@ class RunOptions:
         return replace(options, limits=WorkerLimits(**data["limits"])) if data.get("limits") else options
 
 
-def _task(value: Any) -> Task:
+def _task(value: str) -> Task:
     try:
-        return Task(value)
+        return Task(value.strip())
     except ValueError:
-        raise InvalidOption(f"task: expected one of {', '.join(Task)}; found {value!r}") from None
+        raise InvalidOption(f"task: expected one of {', '.join(Task)}; found {value.strip()!r}") from None
+
+
+def parse_tasks(text: str | None) -> dict[str | None, Task]:
+    """``"regression"`` -> {None: regression} (every output); ``"digit=classification,ink=regression"`` -> by
+    output name. Empty or None: no override."""
+    if not text or not text.strip():
+        return {}
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if len(parts) == 1 and "=" not in parts[0]:
+        return {None: _task(parts[0])}
+    parsed: dict[str | None, Task] = {}
+    for part in parts:
+        name, sep, task = part.partition("=")
+        if not sep or not name.strip():
+            raise InvalidOption(f"task: expected output=task pairs separated by commas; found {part!r}")
+        parsed[name.strip()] = _task(task)
+    return parsed

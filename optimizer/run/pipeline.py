@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from optimizer.errors import (
+    InvalidOption,
     ModelRejected,
     OptimizerError,
     VariantFailed,
@@ -96,10 +97,12 @@ class WarmWorkers:
         self.helper.abort()
 
 
-def inspect(model_path: Path, workdir: Path, limits: WorkerLimits = DEFAULT_LIMITS) -> dict[str, Any]:
-    """Model summary from a worker; raises ModelRejected for a refused file, WorkerFailed for a crash."""
+def inspect(model_path: Path, workdir: Path, limits: WorkerLimits = DEFAULT_LIMITS,
+            signature: str | None = None) -> dict[str, Any]:
+    """Model summary from a worker (of ``signature``, for a SavedModel with several); raises ModelRejected for a
+    refused file, WorkerFailed for a crash."""
     check_model_file(model_path)
-    payload = InspectPayload(str(model_path.resolve()), str(workdir.resolve())).to_dict()
+    payload = InspectPayload(str(model_path.resolve()), str(workdir.resolve()), signature).to_dict()
     summary: dict[str, Any] = run_task("inspect", payload, workdir=workdir, limits=limits)
     return summary
 
@@ -168,7 +171,8 @@ class _Run:
         self.progress(ProgressEvent(Stage.INSPECTING))
         try:
             if self.fmt is ModelFormat.TFLITE:
-                self._plan(inspect(self.local_model, self.layout.work_dir, self.options.limits))
+                self._plan(inspect(self.local_model, self.layout.work_dir, self.options.limits,
+                                   self.options.signature))
                 self._conversions().start_share(self._helper(), self._plan_().by_worker("convert"), None)
             else:
                 self._inspect_and_export()
@@ -211,23 +215,24 @@ class _Run:
         self.progress(ProgressEvent(Stage.CHECKING_DATA))
         inputs, options = self.inputs, self.options
         report = DataReport.from_prepared(prepare_data(
-            self.layout.work_dir, list(summary.input.shape), list(summary.output.shape), data=inputs.data,
-            labels=inputs.labels, calib=inputs.calib, eval_data=inputs.eval_data, label_column=options.label_column,
-            eval_fraction=options.eval_fraction, seed=options.seed), summary)
-        task = options.task
-        if task is None and (labels := report.only(report.evaluation_labels)):
-            task = infer_task(np.load(labels, allow_pickle=False), list(summary.output.shape))
+            self.layout.work_dir, summary.inputs, summary.outputs, data=inputs.data, labels=inputs.labels,
+            calib=inputs.calib, eval_data=inputs.eval_data, label_column=options.label_column,
+            eval_fraction=options.eval_fraction, seed=options.seed))
+        tasks = output_tasks(summary, report, options)
+        accuracy_output = choose_accuracy_output(summary, tasks, options.accuracy_output)
         plan = plan_run(self.specs, PlanFacts(
             source=SourceFormat(summary.source), trainable=self.fmt in (ModelFormat.KERAS, ModelFormat.H5),
             model_format=self.fmt.value, has_calibration=bool(report.calibration),
-            has_calibration_labels=bool(report.calibration_labels), classification=task is Task.CLASSIFICATION))
+            has_calibration_labels=bool(report.calibration_labels),
+            classification=accuracy_output is not None and tasks[accuracy_output] is Task.CLASSIFICATION))
         rows = {s.name: base_row(s) for s in plan.variants}
         for name, refused in plan.refused.items():
             rows[name].update(status=refused.status, error=refused.reason)
         self.plan, self.shares = plan, plan.conversion_shares()
-        self.context = RunContext(layout=self.layout, options=options, data=report, task=task, rows=rows,
-                                  progress=self.progress, cancel=self.cancel, model_file=self.local_model.name,
-                                  model_format=self.fmt.value)
+        self.context = RunContext(layout=self.layout, options=options, model=summary, data=report, tasks=tasks,
+                                  rows=rows, progress=self.progress, cancel=self.cancel,
+                                  model_file=self.local_model.name, model_format=self.fmt.value,
+                                  accuracy_output=accuracy_output)
         self._start_producers(plan)
 
     def _start_producers(self, plan: RunPlan) -> None:
@@ -248,21 +253,23 @@ class _Run:
 
     def _payload(self) -> ProducePayload:
         """What every producing worker is sent (the specs and the export folder are added per share)."""
-        data, task = self._context().data, self._context().task
+        context = self._context()
+        data = context.data
         return ProducePayload(
             model_path=str(self.local_model.resolve()), format=self.fmt.value,
             workdir=str(self.layout.work_dir.resolve()), out_dir=str(self.layout.variants_dir.resolve()),
-            seed=self.options.seed, calibration_path=data.only(data.calibration),
-            calibration_labels_path=data.only(data.calibration_labels), eval_path=data.only(data.evaluation),
-            eval_labels_path=data.only(data.evaluation_labels), task=str(task) if task else None)
+            seed=self.options.seed, signature=self.options.signature, calibration=data.calibration,
+            calibration_labels={n: f for n, f in data.calibration_labels.items() if n in context.tasks},
+            evaluation=data.evaluation, evaluation_labels=data.evaluation_labels,
+            tasks={n: str(t) for n, t in context.tasks.items()}, accuracy_output=context.accuracy_output)
 
     def _inspect_and_export(self) -> None:
         """The preparer inspects the model (then the data is checked and the run planned while it exports),
         exports it, and converts its own share; the other workers start once the export exists."""
         preparer = self.preparer
         assert preparer is not None
-        preparer.send(InspectPayload(str(self.local_model.resolve()), str(self.layout.work_dir.resolve())).to_dict(),
-                      more=True)
+        preparer.send(InspectPayload(str(self.local_model.resolve()), str(self.layout.work_dir.resolve()),
+                                     self.options.signature).to_dict(), more=True)
         current: dict[str, str] = {}
 
         def on_event(event: dict[str, Any]) -> None:
@@ -351,7 +358,8 @@ class _Run:
 
     def _manifest(self, plan: RunPlan, context: RunContext) -> dict[str, Any]:
         """How the numbers were made: inputs, options, versions, machine, threads, seeds, timings."""
-        task = str(context.task) if context.task else None
+        tasks = {name: str(task) for name, task in context.tasks.items()}
+        task = next(iter(tasks.values())) if len(context.model.outputs) == 1 and tasks else None
         summary, options = self.summary, self.options
         assert summary is not None
         return {
@@ -359,8 +367,10 @@ class _Run:
             "wall_time_s": round(time.perf_counter() - self.wall_start, 3),
             "model": summary.manifest(),
             "data": context.data.facts,
-            "task": task,
-            "options": {**options.to_dict(), "task": task},
+            "task": task,  # the one output's task (models with several outputs: see tasks)
+            "tasks": tasks,
+            "accuracy_output": context.accuracy_output,
+            "options": {**options.to_dict(), "task": options.task or task},
             "variants": [s.to_dict() for s in plan.variants],
             "export_s": self.export_s,
             "step_s": dict(self.step_seconds),  # prepare, convert (with evaluation) and benchmark
@@ -398,6 +408,31 @@ class _Run:
     def _helper(self) -> Worker:
         assert self.helper is not None
         return self.helper
+
+
+def output_tasks(summary: ModelSummary, data: DataReport, options: RunOptions) -> dict[str, Task]:
+    """The task of each labelled output: the user's override (``--task``), else inferred from its labels."""
+    overrides = options.tasks_for(summary.output_names)
+    tasks: dict[str, Task] = {}
+    for name, path in data.evaluation_labels.items():
+        output = summary.output_named(name)
+        inferred = infer_task(np.load(path, allow_pickle=False), list(output.shape))
+        task = overrides.get(name) or inferred
+        if task is not None:
+            tasks[name] = task
+    return tasks
+
+
+def choose_accuracy_output(summary: ModelSummary, tasks: dict[str, Task], wanted: str | None) -> str | None:
+    """The labelled output whose metric is the run's accuracy: the one asked for, else the first classification
+    output, else the first labelled one; None without labels."""
+    if wanted is not None:
+        summary.output_named(wanted)  # refuses a name the model does not have
+        if wanted not in tasks:
+            raise InvalidOption(f"accuracy_output: output {wanted!r} has no labels; labelled: {sorted(tasks)}")
+        return wanted
+    ordered = [name for name in summary.output_names if name in tasks]
+    return next((n for n in ordered if tasks[n] is Task.CLASSIFICATION), ordered[0] if ordered else None)
 
 
 def run_comparison(

@@ -19,11 +19,12 @@ from PIL import Image
 from optimizer.errors import DataRejected, user_message
 from optimizer.intake import data as data_module
 from optimizer.intake.data import check_data_files, format_bytes, prepare_data, read_data
+from optimizer.records import TensorInfo
 from tests.conftest import DIGITS_MODEL
 
 ROOT = Path(__file__).resolve().parents[2]
-IMAGE_INPUT = [None, 8, 8, 1]
-TEN_CLASSES = [None, 10]
+IMAGE_INPUT = (TensorInfo("image", (None, 8, 8, 1), "float32"),)
+TEN_CLASSES = (TensorInfo("digit", (None, 10), "float32"),)
 BOMB_SHAPE = (10**6, 10**6)  # 3.6 TiB of float32, declared in a 128-byte header
 BOMB_SAYS = "declares shape (1000000, 1000000) float32 = 3.6 TiB"
 
@@ -57,7 +58,7 @@ def _refusal(path: Path, **kwargs) -> str:
     with pytest.raises(DataRejected) as checked:
         check_data_files(path, **kwargs)
     with pytest.raises(DataRejected) as read:
-        read_data(path, IMAGE_INPUT, kwargs.get("labels"))
+        read_data(path, IMAGE_INPUT, labels_path=kwargs.get("labels"))
     assert str(checked.value) == str(read.value)
     assert "\n" not in str(read.value)
     return str(read.value)
@@ -92,7 +93,7 @@ def test_npy_declaring_more_rows_than_it_holds_below_the_limit(tmp_path):
                 "the file holds only 2.5 KiB of array data")
     assert _refusal(path) == expected
     with pytest.raises(DataRejected) as caught:  # the path the pipeline and the app take
-        prepare_data(tmp_path / "work", [None, 64], TEN_CLASSES, data=path)
+        prepare_data(tmp_path / "work", (TensorInfo("features", (None, 64), "float32"),), TEN_CLASSES, data=path)
     assert user_message(caught.value) == f"Data refused: {expected}"
     assert not (tmp_path / "work" / "calib_x.npy").exists()
 

@@ -7,9 +7,12 @@ from PIL import Image
 
 from optimizer.errors import DataRejected
 from optimizer.intake.data import check_labels, fit_to_input, prepare_data, read_data
+from optimizer.records import TensorInfo
 
-IMAGE_INPUT = [None, 8, 8, 1]
-TEN_CLASSES = [None, 10]
+IMAGE_INPUT = (TensorInfo("image", (None, 8, 8, 1), "float32"),)
+TEN_CLASSES = (TensorInfo("digit", (None, 10), "float32"),)
+TABLE_INPUT = (TensorInfo("features", (None, 2), "float32"),)
+TWO_CLASSES = (TensorInfo("label", (None, 2), "float32"),)
 
 
 def test_npz_split_is_deterministic_and_recorded(tmp_path):
@@ -21,7 +24,7 @@ def test_npz_split_is_deterministic_and_recorded(tmp_path):
     assert first["dataset_sha256"] == second["dataset_sha256"]
     other = prepare_data(tmp_path / "c", IMAGE_INPUT, TEN_CLASSES, data=tmp_path / "d.npz", seed=4)
     assert other["dataset_sha256"] != first["dataset_sha256"]
-    assert np.load(first["eval_path"]).dtype == np.float32
+    assert np.load(first["evaluation"]["image"]).dtype == np.float32
 
 
 def test_npy_pair_and_missing_channel_axis(tmp_path):
@@ -40,28 +43,28 @@ def test_pickled_npy_is_refused(tmp_path):
 
 
 def test_wrong_shape_names_expected_and_found():
-    with pytest.raises(DataRejected, match=r"expected samples of shape \(8, 8, 1\).*found \(7, 7, 1\)"):
-        fit_to_input(np.zeros((3, 7, 7, 1)), IMAGE_INPUT, "d.npz")
+    with pytest.raises(DataRejected, match=r"input 'image' expects samples of shape \(8, 8, 1\).*found \(7, 7, 1\)"):
+        fit_to_input(np.zeros((3, 7, 7, 1)), IMAGE_INPUT[0], "d.npz")
 
 
 def test_nan_values_and_label_range_are_refused():
     x = np.zeros((3, 8, 8, 1), dtype=np.float32)
     x[0, 0, 0, 0] = np.nan
     with pytest.raises(DataRejected, match="1 NaN/Inf"):
-        fit_to_input(x, IMAGE_INPUT, "d")
-    with pytest.raises(DataRejected, match=r"class labels in 0..9.*from 0 to 12"):
-        check_labels(np.array([0, 3, 12]), 3, TEN_CLASSES, "d")
-    with pytest.raises(DataRejected, match="one label per sample"):
-        check_labels(np.array([0, 1]), 3, TEN_CLASSES, "d")
+        fit_to_input(x, IMAGE_INPUT[0], "d")
+    with pytest.raises(DataRejected, match=r"class labels of output .digit. in 0..9.*from 0 to 12"):
+        check_labels(np.array([0, 3, 12]), 3, TEN_CLASSES[0], "d")
+    with pytest.raises(DataRejected, match="one label of output .digit. per sample"):
+        check_labels(np.array([0, 1]), 3, TEN_CLASSES[0], "d")
 
 
 def test_csv_features_and_label_column(tmp_path):
     (tmp_path / "t.csv").write_text("a,b,label\n1,2,0\n3,4,1\n5,6,1\n7,8,0\n")
-    report = prepare_data(tmp_path / "w", [None, 2], [None, 2], data=tmp_path / "t.csv")
+    report = prepare_data(tmp_path / "w", TABLE_INPUT, TWO_CLASSES, data=tmp_path / "t.csv")
     assert report["labelled"] and report["label_classes"] == [0, 1]
     (tmp_path / "bad.csv").write_text("a,b,label\n1,x,0\n")
     with pytest.raises(DataRejected, match="numeric feature columns"):
-        read_data(tmp_path / "bad.csv", [None, 2])
+        read_data(tmp_path / "bad.csv", TABLE_INPUT)
 
 
 def test_image_zip_one_folder_per_class(tmp_path):
@@ -72,16 +75,17 @@ def test_image_zip_one_folder_per_class(tmp_path):
                 buffer = io.BytesIO()
                 Image.new("RGB", (16, 16), (value, value, value)).save(buffer, format="PNG")
                 archive.writestr(f"{cls}/{i}.png", buffer.getvalue())
-    arrays = read_data(path, IMAGE_INPUT)
-    assert arrays.x.shape == (4, 8, 8, 1) and arrays.classes == ["cat", "dog"]
-    assert arrays.x[:2].max() == 0.0 and arrays.x[2:].min() == 1.0
-    assert arrays.y.tolist() == [0, 0, 1, 1]
+    upload = read_data(path, IMAGE_INPUT, TEN_CLASSES)
+    x, y = upload.inputs["image"], upload.labels["digit"]
+    assert x.shape == (4, 8, 8, 1) and upload.classes == ["cat", "dog"]
+    assert x[:2].max() == 0.0 and x[2:].min() == 1.0
+    assert y.tolist() == [0, 0, 1, 1]
 
 
 def test_no_data_gives_synthetic_inputs_only(tmp_path):
     report = prepare_data(tmp_path, IMAGE_INPUT, TEN_CLASSES)
-    assert report["source"] == "synthetic" and report["calibration_path"] is None
-    assert not report["labelled"] and np.load(report["eval_path"]).shape == (64, 8, 8, 1)
+    assert report["source"] == "synthetic" and report["calibration"] == {}
+    assert not report["labelled"] and np.load(report["evaluation"]["image"]).shape == (64, 8, 8, 1)
 
 
 def test_separate_files_need_both(tmp_path):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from optimizer.errors import InvalidOption
-from optimizer.produce.recipes import recipe_for
+from optimizer.produce.recipes import RecipeInputs, recipe_for
 from optimizer.run.worker import TASKS
 from optimizer.variants import (
     INT8,
@@ -46,7 +46,10 @@ def test_every_kind_has_a_complete_row(kind):
     source = SourceFormat.TENSORFLOW if SourceFormat.TENSORFLOW in info.sources else SourceFormat.TFLITE
     assert parse_variant_list(str(kind), source)[-1].kind == kind
     model_file, fmt = ("model.keras", "keras") if source is SourceFormat.TENSORFLOW else ("model.tflite", "tflite")
-    compile(recipe_for(spec, model_file=model_file, model_format=fmt, float_layers=["a"]), f"{kind}.py", "exec")
+    inputs = RecipeInputs(model_file=model_file, model_format=fmt, calibration={"image": "work/calib_x_0.npy",
+                                                                               "stats": "work/calib_x_1.npy"},
+                          labels={"digit": "work/calib_y.npy"}, tasks={"digit": "classification"})
+    compile(recipe_for(spec, inputs, float_layers=["a"]), f"{kind}.py", "exec")
 
 
 def test_converter_settings_print_what_they_apply():
