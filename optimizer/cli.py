@@ -47,6 +47,8 @@ CalibOpt = Annotated[Path | None, typer.Option(help="Separate calibration data (
 EvalOpt = Annotated[Path | None, typer.Option("--eval", help="Separate evaluation data (with --calib).")]
 ThreadsOpt = Annotated[int, typer.Option(help="LiteRT threads for latency and evaluation.")]
 SeedOpt = Annotated[int, typer.Option(help="Seed of the data split and of fine-tuning.")]
+SignatureOpt = Annotated[str | None, typer.Option(help="Signature of a SavedModel or .tflite to use (default: "
+                                                       "serving_default, or the only one); inspect lists them.")]
 
 
 def _default_data(model: Path, *given: Path | None) -> Path | None:
@@ -85,6 +87,7 @@ def run(
     task: Annotated[Task | None, typer.Option(help="Override the inferred task.")] = None,
     label_column: Annotated[str, typer.Option(help="CSV label column.")] = "label",
     seed: SeedOpt = 0,
+    signature: SignatureOpt = None,
     epochs: Annotated[int | None, typer.Option(help="Fine-tune epochs of training variants (default 4).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Fine-tune batch size (default 32).")] = None,
     learning_rate: Annotated[float | None, typer.Option(help="Fine-tune learning rate (default 5e-4).")] = None,
@@ -104,7 +107,7 @@ def run(
                             "sparsity": sparsity, "clusters": clusters}
         specs = parse_variant_list(variants, source_of(model_format(model)), training_options)
         options = RunOptions(threads=threads, timed_runs=runs, warmup_runs=warmup, task=task,
-                             label_column=label_column, seed=seed)
+                             label_column=label_column, seed=seed, signature=signature)
         result = run_comparison(model, out, specs, data=data, labels=labels, calib=calib, eval_data=eval_data,
                                 options=options, on_progress=_print_progress)
     table = result.table()
@@ -201,12 +204,14 @@ def analyze(
 def inspect_command(
     model: Annotated[Path, typer.Argument(help="Model file to summarise.")] = DEFAULT_MODEL,
     out: Annotated[Path, typer.Option(help="Job folder for the worker's scratch files.")] = Path("out"),
+    signature: SignatureOpt = None,
 ) -> None:
-    """Print the model summary (inputs, outputs, parameters, layers or ops) as JSON."""
+    """Print the model summary (inputs, outputs, parameters, layers or ops, its signatures and the one
+    summarised) as JSON."""
     with _refusals_exit_2():
         if not model.is_file():
             raise FileNotFoundError(model)
-        summary = inspect(model, out / "work")
+        summary = inspect(model, out / "work", signature=signature)
     typer.echo(json.dumps(summary, indent=2))
 
 

@@ -6,6 +6,7 @@ Never imports TensorFlow, so benchmark and evaluation children stay light (~0.1 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import numpy as np
 from ai_edge_litert import interpreter as litert
 
 from optimizer.errors import ModelRejected
+from optimizer.tensors import Arrays, bind, sample_count, take
 
 RUNTIME_NAME = "ai_edge_litert"
 # Ops that only move between integer and float at the model's edge (or read a shape): not "float compute".
@@ -32,18 +34,39 @@ def load_interpreter(path: Path, threads: int = 1, xnnpack: bool = True) -> lite
     resolver = (
         litert.OpResolverType.AUTO if xnnpack else litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     )
+    interpreter = _open(path, threads, resolver)
+    _allocate(interpreter, path)
+    return interpreter
+
+
+def _open(path: Path, threads: int, resolver: litert.OpResolverType) -> litert.Interpreter:
     try:
-        interpreter = litert.Interpreter(
-            model_path=str(path), num_threads=threads, experimental_op_resolver_type=resolver
-        )
+        return litert.Interpreter(model_path=str(path), num_threads=threads, experimental_op_resolver_type=resolver)
     except (ValueError, RuntimeError) as exc:
         raise ModelRejected(f"{path.name}: expected a valid TensorFlow Lite flatbuffer; "
                             f"LiteRT says: {_first_line(exc)}") from None
+
+
+def _allocate(interpreter: litert.Interpreter, path: Path) -> None:
     try:
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise ModelRejected(f"{path.name}: LiteRT could not allocate the model's tensors: {_first_line(exc)}") from None
-    return interpreter
+
+
+def _open_with_own_ops(path: Path) -> tuple[litert.Interpreter, list[dict[str, Any]]]:
+    """Open a .tflite as the default runtime runs it, and list the model's own ops.
+
+    Only the default resolver (AUTO; BUILTIN is the same one) runs ops that XNNPACK alone provides, such as
+    MediaPipe's custom Convolution2DTransposeBias: without default delegates such models do not allocate.
+    Delegates are applied at the first allocation and only append DELEGATE nodes after the model's own, so
+    the op list is read before it (and DELEGATE nodes are dropped should a runtime apply them earlier).
+    """
+    interpreter = _open(path, 1, litert.OpResolverType.AUTO)
+    listed = interpreter._get_ops_details()  # noqa: SLF001 - LiteRT's only op listing
+    ops = [op for op in listed if op["op_name"] != "DELEGATE"]
+    _allocate(interpreter, path)
+    return interpreter, ops
 
 
 def _first_line(exc: BaseException) -> str:
@@ -64,10 +87,13 @@ def _tensor_summary(detail: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def describe(path: Path) -> dict[str, Any]:
-    """Inputs, outputs, op list and constant-parameter count of a .tflite file."""
-    interpreter = load_interpreter(path, xnnpack=False)  # with XNNPACK the ops collapse into DELEGATE nodes
-    ops = interpreter._get_ops_details()  # noqa: SLF001 - LiteRT's only op listing
+def describe(path: Path, signature: str | None = None) -> dict[str, Any]:
+    """Inputs and outputs (named as the signature names them, when the file has one), op list, signatures and
+    constant-parameter count of a .tflite file; ``signature`` picks one of several (None: the default)."""
+    interpreter, ops = _open_with_own_ops(path)
+    available = sorted(interpreter.get_signature_list())
+    if signature is not None and signature not in available:
+        raise ModelRejected(f"{path.name}: expected a signature named {signature!r}; found {available or 'none'}")
     tensors = interpreter.get_tensor_details()
     produced = {int(i) for op in ops for i in op["outputs"]}
     consumed = {int(i) for op in ops for i in op["inputs"] if int(i) >= 0}
@@ -75,12 +101,50 @@ def describe(path: Path) -> dict[str, Any]:
     constants = consumed - produced - graph_inputs
     by_index = {t["index"]: t for t in tensors}
     parameters = sum(int(np.prod(by_index[i]["shape"])) for i in constants if i in by_index)
+    model_io = ModelIO.open(interpreter, signature)
     return {
-        "inputs": [_tensor_summary(d) for d in interpreter.get_input_details()],
-        "outputs": [_tensor_summary(d) for d in interpreter.get_output_details()],
+        "inputs": [_tensor_summary({**d, "name": n}) for n, d in model_io.inputs.items()],
+        "outputs": [_tensor_summary({**d, "name": n}) for n, d in model_io.outputs.items()],
         "parameter_count": parameters,
         "layers": [{"name": f"{op['index']}", "type": op["op_name"]} for op in ops],
+        "signature": model_io.key,
+        "signatures": available,
     }
+
+
+@dataclass
+class ModelIO:
+    """A loaded file's inputs and outputs by name: its signature's (the default one, or the only one), else
+    the graph's own tensor names. ``runner`` is the signature runner, None without a signature."""
+
+    key: str | None
+    inputs: dict[str, dict[str, Any]]
+    outputs: dict[str, dict[str, Any]]
+    runner: Any = None
+
+    @classmethod
+    def open(cls, interpreter: litert.Interpreter, key: str | None = None) -> ModelIO:
+        signatures = interpreter.get_signature_list()
+        if not signatures:
+            return cls(None, {d["name"]: d for d in interpreter.get_input_details()},
+                       {d["name"]: d for d in interpreter.get_output_details()})
+        if key is None or key not in signatures:
+            key = "serving_default" if "serving_default" in signatures else sorted(signatures)[0]
+        runner = interpreter.get_signature_runner(key)
+        return cls(key, dict(runner.get_input_details()), dict(runner.get_output_details()), runner)
+
+    def bind(self, input_names: list[str], output_names: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+        """{model name: this file's name} for the inputs and the outputs (see :func:`optimizer.tensors.bind`)."""
+        return (bind(input_names, list(self.inputs), "inputs"), bind(output_names, list(self.outputs), "outputs"))
+
+    def fixed_batch(self) -> int | None:
+        """The batch size every input is fixed to, or None when the batch dimension can vary."""
+        sizes = set()
+        for detail in self.inputs.values():
+            signature = detail.get("shape_signature")
+            if signature is None or not len(signature) or int(signature[0]) != -1:
+                sizes.add(int(detail["shape"][0]) if len(detail["shape"]) else 1)
+        return min(sizes) if sizes else None
 
 
 @dataclass(frozen=True)
@@ -111,8 +175,7 @@ class OpAudit:
 def audit_ops(path: Path) -> OpAudit:
     """List every op with the dtypes it computes in; an op other than QUANTIZE/DEQUANTIZE that reads or
     writes a float activation is float compute, whatever the converter was asked for."""
-    interpreter = load_interpreter(path, xnnpack=False)  # the model's own ops, not DELEGATE nodes
-    ops = interpreter._get_ops_details()  # noqa: SLF001
+    interpreter, ops = _open_with_own_ops(path)
     dtype_of = {t["index"]: np.dtype(t["dtype"]).name for t in interpreter.get_tensor_details()}
     produced = {int(i) for op in ops for i in op["outputs"]}
     graph_inputs = {d["index"] for d in interpreter.get_input_details()}
@@ -163,27 +226,38 @@ def dequantize_output(y: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
     return y.astype(np.float32, copy=False)
 
 
-def predict(path: Path, x: np.ndarray, threads: int = 1, batch_size: int = 64) -> np.ndarray:
-    """Run a single-input, single-output model over ``x`` in batches where the model allows a dynamic batch."""
+def predict(path: Path, inputs: Mapping[str, np.ndarray], input_names: list[str], output_names: list[str],
+            threads: int = 1, batch_size: int = 64) -> Arrays:
+    """Run a model over ``inputs`` (by the model's input names) in batches, 64 at a time where the batch size
+    can vary; returns each output by the model's output name, dequantized to float32."""
     interpreter = load_interpreter(path, threads)
-    input_detail = interpreter.get_input_details()[0]
-    signature = input_detail.get("shape_signature")
-    dynamic_batch = signature is not None and len(signature) and int(signature[0]) == -1
-    step = batch_size if dynamic_batch else int(input_detail["shape"][0])
-    results: list[np.ndarray] = []
-    current = None
-    for start in range(0, len(x), step):
-        chunk = x[start:start + step]
-        if dynamic_batch and current != len(chunk):
-            interpreter.resize_tensor_input(input_detail["index"], [len(chunk), *input_detail["shape"][1:]])
-            interpreter.allocate_tensors()
-            current = len(chunk)
-            input_detail = interpreter.get_input_details()[0]
-        interpreter.set_tensor(input_detail["index"], quantize_input(chunk, input_detail))
-        interpreter.invoke()
-        output_detail = interpreter.get_output_details()[0]
-        results.append(dequantize_output(interpreter.get_tensor(output_detail["index"]), output_detail))
-    return np.concatenate(results, axis=0)
+    model_io = ModelIO.open(interpreter)
+    input_bound, output_bound = model_io.bind(input_names, output_names)
+    step = model_io.fixed_batch() or batch_size
+    results: dict[str, list[np.ndarray]] = {name: [] for name in output_names}
+    for start in range(0, sample_count(inputs), step):
+        chunk = take(inputs, start, start + step)
+        found = _invoke(interpreter, model_io, {input_bound[n]: chunk[n] for n in input_names})
+        for name in output_names:
+            results[name].append(dequantize_output(found[output_bound[name]], model_io.outputs[output_bound[name]]))
+    return {name: np.concatenate(parts, axis=0) for name, parts in results.items()}
+
+
+def _invoke(interpreter: litert.Interpreter, model_io: ModelIO, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """One invocation with ``feed`` (by this file's input names), quantized where the inputs are quantized."""
+    quantized = {name: quantize_input(array, model_io.inputs[name]) for name, array in feed.items()}
+    if model_io.runner is not None:
+        return dict(model_io.runner(**quantized))
+    for name, array in quantized.items():
+        detail = model_io.inputs[name]
+        if list(detail["shape"]) != list(array.shape):
+            interpreter.resize_tensor_input(detail["index"], list(array.shape))
+    interpreter.allocate_tensors()
+    current = {d["name"]: d for d in interpreter.get_input_details()}
+    for name, array in quantized.items():
+        interpreter.set_tensor(current[name]["index"], array)
+    interpreter.invoke()
+    return {d["name"]: interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()}
 
 
 _KERNEL_OPS = {"CONV_2D": 1, "FULLY_CONNECTED": 1, "DEPTHWISE_CONV_2D": 1}
@@ -196,8 +270,7 @@ def weight_stats(path: Path) -> list[dict[str, Any]]:
     TFLite stores CONV_2D kernels as (out, h, w, in) and FULLY_CONNECTED as (out, in): the last axis is the
     input channels, the axis 2:4 groups run along. int8 weights are symmetric, so a zero weight is code 0.
     """
-    interpreter = load_interpreter(path, xnnpack=False)
-    ops = interpreter._get_ops_details()  # noqa: SLF001
+    interpreter, ops = _open_with_own_ops(path)
     produced = {int(i) for op in ops for i in op["outputs"]}
     details = {t["index"]: t for t in interpreter.get_tensor_details()}
     stats = []

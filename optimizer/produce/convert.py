@@ -149,15 +149,51 @@ def quantize_tflite(float_model: Path, kind: str, samples: Arrays | None,
     return bytes(result.quantized_model), per_tensor
 
 
-def export_model(model: Any, workdir: Path) -> Path:
-    """Export a loaded Keras model once to a SavedModel; every variant is converted from it."""
-    export_dir = workdir / "export"
+# Layers whose export with a variable batch size the converter may refuse (TensorListReserve needs a static
+# element shape): a model with one is checked once and exported with a fixed batch of 1 if it must.
+_RECURRENT = {"LSTM", "GRU", "SimpleRNN", "RNN", "Bidirectional", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D"}
+
+
+def _layer_types(model: Any) -> set[str]:
+    """The class names of every layer, nested models included."""
+    found: set[str] = set()
+    for layer in getattr(model, "layers", []):
+        found.add(type(layer).__name__)
+        found |= _layer_types(layer)
+    return found
+
+
+def _export(model: Any, export_dir: Path, fixed_batch: int | None) -> None:
+    import tensorflow as tf
+
     shutil.rmtree(export_dir, ignore_errors=True)
+    kwargs: dict[str, Any] = {}
+    if fixed_batch is not None:
+        specs = [tf.TensorSpec((fixed_batch, *t.shape[1:]), t.dtype, name=t.name) for t in model.inputs]
+        kwargs["input_signature"] = specs if len(specs) == 1 else [specs]
     try:
-        model.export(str(export_dir), format="tf_saved_model", verbose=False)
+        model.export(str(export_dir), format="tf_saved_model", verbose=False, **kwargs)
     except Exception as exc:  # noqa: BLE001
         raise VariantFailed(f"exporting the model for conversion failed: {str(exc).splitlines()[0][:300]}") from None
-    return export_dir
+
+
+def export_model(model: Any, workdir: Path) -> tuple[Path, dict[str, Any]]:
+    """Export a loaded Keras model once to a SavedModel; every variant is converted from it. A recurrent model
+    whose variable-batch export does not convert is exported with a fixed batch of 1 (and the facts say so)."""
+    export_dir = workdir / "export"
+    _export(model, export_dir, None)
+    if not _layer_types(model) & _RECURRENT:
+        return export_dir, {"export_batch": "variable"}
+    try:
+        _loaded_converter.cache_clear()
+        saved_model_converter(export_dir).convert()
+        return export_dir, {"export_batch": "variable"}
+    except Exception as exc:  # noqa: BLE001 - the converter raises many types; the reason is recorded
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+    _export(model, export_dir, 1)
+    _loaded_converter.cache_clear()
+    return export_dir, {"export_batch": 1, "export_note": "exported with a fixed batch of 1: the converter refused "
+                                                          f"the variable batch size of this recurrent model ({reason})"}
 
 
 def prepare_task(payload: dict[str, Any], report: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
@@ -170,9 +206,9 @@ def prepare_task(payload: dict[str, Any], report: Callable[[dict[str, Any]], Non
     report({"stage": "inspected", "summary": summary})
     report({"stage": "exporting"})
     started = time.perf_counter()
-    export_dir = loaded if isinstance(loaded, Path) else export_model(loaded, workdir)
+    export_dir, facts = (loaded, {}) if isinstance(loaded, Path) else export_model(loaded, workdir)
     export_s = round(time.perf_counter() - started, 3)
-    report({"stage": "exported", "export_dir": str(export_dir), "export_s": export_s})
+    report({"stage": "exported", "export_dir": str(export_dir), "export_s": export_s, "export": facts})
     line = sys.stdin.readline()
     outcomes = convert_task({**json.loads(line), "export_dir": str(export_dir)}, report) if line.strip() else []
     return {"summary": summary, "export_dir": str(export_dir), "export_s": export_s, "outcomes": outcomes}

@@ -169,7 +169,7 @@ def _export_dir(job: ProducePayload, scratch: Path) -> str:
     from optimizer.produce.convert import export_model
 
     _, loaded = load_checked(Path(job.model_path), Path(job.workdir), job.signature)
-    return str(loaded if isinstance(loaded, Path) else export_model(loaded, scratch))
+    return str(loaded if isinstance(loaded, Path) else export_model(loaded, scratch)[0])
 
 
 def diagnose_task(payload: dict[str, Any], report: Callable[[dict[str, Any]], None]) -> list[dict[str, Any]]:

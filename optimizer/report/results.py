@@ -33,12 +33,34 @@ COLUMNS = [
     "fidelity_top1_agreement", "fidelity_rmse", "fidelity_snr_db", "fidelity_inputs",
     "weights_zero_fraction", "weights_max_unique", "training_s", "epochs", "float_layers", "search_met_budget",
     "integer_only", "expected_integer_only", "float_compute_ops", "input_dtypes", "output_dtypes", "op_counts",
-    "runtime", "runtime_version", "threads", "cpu", "path", "recipe_path",
+    "runtime", "runtime_version", "threads", "cpu", "path", "recipe_path", "warnings",
 ]
 # Kept in JSON only: long lists that do not belong in a flat table.
 JSON_ONLY = {"timings_ms", "per_class_accuracy", "audit", "weight_stats", "training", "flips_by_class",
-             "flip_indices", "analysis"}
-LIST_COLUMNS = {"float_compute_ops", "input_dtypes", "output_dtypes"}
+             "flip_indices", "analysis", "per_output"}
+LIST_COLUMNS = {"float_compute_ops", "input_dtypes", "output_dtypes", "warnings"}
+# A model with several outputs gets a column group per output: "<output>: <figure>".
+PER_OUTPUT_FIGURES = ["accuracy", "top5_accuracy", "exact_match", "mae", "rmse", "accuracy_delta", "mae_delta",
+                      "mcnemar_p", "accuracy_verdict", "flips", "fidelity_top1_agreement", "fidelity_rmse",
+                      "fidelity_snr_db"]
+
+
+def per_output_columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """``{"<output>: <figure>": one value per row}`` for models with several outputs (empty for one output)."""
+    outputs: list[str] = []
+    for row in rows:
+        for name in row.get("per_output") or {}:
+            if name not in outputs:
+                outputs.append(name)
+    if len(outputs) < 2:
+        return {}
+    columns: dict[str, list[Any]] = {}
+    for output in outputs:
+        for figure in PER_OUTPUT_FIGURES:
+            values = [((row.get("per_output") or {}).get(output) or {}).get(figure) for row in rows]
+            if any(v is not None for v in values):
+                columns[f"{output}: {figure}"] = values
+    return columns
 TRACKED_PACKAGES = ["tensorflow", "tf-keras", "keras", "tensorflow-model-optimization", "ai-edge-litert",
                     "ai-edge-quantizer", "numpy", "pandas", "streamlit", "plotly"]
 
@@ -56,6 +78,8 @@ def package_versions() -> dict[str, str]:
 def to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """Rows -> DataFrame with the known columns first; lists shown as comma-joined text, dicts as JSON."""
     frame = pd.DataFrame([{k: v for k, v in row.items() if k not in JSON_ONLY} for row in rows])
+    for column, values in per_output_columns(rows).items():
+        frame[column] = values
     for column in COLUMNS:
         if column not in frame.columns:
             frame[column] = None
@@ -96,7 +120,7 @@ TABLE_COLUMNS = ["variant", "status", "size_bytes", "gzip_bytes", "size_ratio", 
                  "latency_verdict", "memory_model_bytes", "memory_peak_bytes", "accuracy", "mae", "accuracy_delta",
                  "accuracy_delta_ci_low", "accuracy_delta_ci_high", "mcnemar_p", "accuracy_verdict", "flips",
                  "fidelity_top1_agreement", "fidelity_snr_db", "integer_only", "weights_zero_fraction",
-                 "weights_max_unique", "conversion_s", "training_s", "error"]
+                 "weights_max_unique", "conversion_s", "training_s", "warnings", "error"]
 ALWAYS_SHOWN = {"error"}
 # "Is the difference real?": each variant against float32 on the same samples.
 SIGNIFICANCE_COLUMNS = ["variant", "accuracy_delta", "accuracy_delta_ci_low", "accuracy_delta_ci_high", "mcnemar_p",
@@ -170,6 +194,9 @@ class VariantResult:
     audit: dict[str, Any] | None = None
     analysis: dict[str, Any] | None = None
     training: dict[str, Any] | None = None
+    per_output: dict[str, Any] | None = None  # each output's figures, by output name
+    headline_output: str | None = None  # the output whose figures are this row's accuracy, mae, fidelity
+    warnings: tuple[str, ...] = ()
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -198,6 +225,8 @@ class VariantResult:
             flip_indices=tuple(int(i) for i in row.get("flip_indices") or ()),
             flips_by_class=_dict(row.get("flips_by_class")), per_class_accuracy=_dict(row.get("per_class_accuracy")),
             audit=_dict(row.get("audit")), analysis=_dict(row.get("analysis")), training=_dict(row.get("training")),
+            per_output=_dict(row.get("per_output")), headline_output=_text(row.get("headline_output")),
+            warnings=tuple(str(w) for w in row.get("warnings") or () if isinstance(row.get("warnings"), list)),
             raw=dict(row))
 
     @property
@@ -390,7 +419,10 @@ class StoredRun:
         """The results table: TABLE_COLUMNS that hold a value (``error`` always); with a budget, a
         ``within_budget`` column second (a variant that did not come out is never within budget)."""
         frame = self._frame
-        columns = [c for c in TABLE_COLUMNS if c in frame.columns and (c in ALWAYS_SHOWN or frame[c].notna().any())]
+        groups = [c for c in frame.columns if ": " in c and c.split(": ", 1)[1] in PER_OUTPUT_FIGURES]
+        known = TABLE_COLUMNS[:TABLE_COLUMNS.index("integer_only")] + groups + TABLE_COLUMNS[
+            TABLE_COLUMNS.index("integer_only"):]
+        columns = [c for c in known if c in frame.columns and (c in ALWAYS_SHOWN or frame[c].notna().any())]
         table = frame[columns].copy()
         if budget is not None:
             table.insert(1, "within_budget", budget.passes(frame).where(frame["status"] == "ok", False).values)

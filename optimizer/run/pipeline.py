@@ -144,6 +144,7 @@ class _Run:
         self.helper: Worker | None = None
         self.export_dir: str | None = None
         self.export_s = 0.0
+        self.export_facts: dict[str, Any] = {}  # e.g. a recurrent model exported with a fixed batch of 1
         self.summary: ModelSummary | None = None
         self.plan: RunPlan | None = None
         self.context: RunContext | None = None
@@ -280,7 +281,7 @@ class _Run:
                 preparer.send_more(self._conversions().payload.share(own, None).to_dict())
                 return
             if event.get("stage") == Stage.EXPORTED:
-                self._exported(event["export_dir"], event["export_s"])
+                self._exported(event["export_dir"], event["export_s"], event.get("export") or {})
             elif self.conversions is not None:
                 self.conversions.track(event, current)
             self._context().report(event)
@@ -292,8 +293,8 @@ class _Run:
                 raise  # the model or the data was refused: nothing ran
             self._preparer_failed(exc, current)
 
-    def _exported(self, export_dir: str, export_s: float) -> None:
-        self.export_dir, self.export_s = export_dir, export_s
+    def _exported(self, export_dir: str, export_s: float, facts: dict[str, Any]) -> None:
+        self.export_dir, self.export_s, self.export_facts = export_dir, export_s, facts
         context, conversions = self._context(), self._conversions()
         if self.fmt is ModelFormat.SAVED_MODEL_ZIP:
             context.saved_model_dir = self.layout.relative(Path(export_dir))
@@ -373,6 +374,7 @@ class _Run:
             "options": {**options.to_dict(), "task": options.task or task},
             "variants": [s.to_dict() for s in plan.variants],
             "export_s": self.export_s,
+            "export": dict(self.export_facts),
             "step_s": dict(self.step_seconds),  # prepare, convert (with evaluation) and benchmark
             "conversion_workers": 1 if self.fmt is ModelFormat.TFLITE or len(plan.by_worker("convert")) < 2 else 2,
             "warm_start": self.warm_start,  # TensorFlow workers started before the run (a server's standby)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from tests.conftest import CANCER_DATA, CANCER_MODEL, DIGITS_MODEL
+from tests.integration.test_model_intake import build_two_signature_saved_model
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,6 +86,37 @@ def test_inspect_prints_the_summary(tmp_path):
     assert summary["outputs"][0]["shape"] == [None, 10]
     assert summary["parameter_count"] == 85066
     assert [layer["type"] for layer in summary["layers"]][:2] == ["Conv2D", "Conv2D"]
+
+
+def test_inspect_lists_the_signatures_and_summarises_the_one_named(tmp_path):
+    model = build_two_signature_saved_model(tmp_path)
+    result = _cli("inspect", str(model), "--out", str(tmp_path / "default"))
+    assert result.returncode == 0, result.stderr
+    default = json.loads(result.stdout)
+    assert default["signatures"] == ["embed", "serving_default"] and default["signature"] == "serving_default"
+    assert [t["name"] for t in default["inputs"]] == ["x"] and default["parameter_count"] == 25
+    result = _cli("inspect", str(model), "--signature", "embed", "--out", str(tmp_path / "embed"))
+    assert result.returncode == 0, result.stderr
+    embed = json.loads(result.stdout)
+    assert embed["signature"] == "embed" and [t["name"] for t in embed["inputs"]] == ["tokens"]
+    assert sorted(t["name"] for t in embed["outputs"]) == ["norm", "vector"]
+    result = _cli("inspect", str(model), "--signature", "encode", "--out", str(tmp_path / "encode"))
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip().splitlines()[-1] == ("Model refused: SavedModel .zip: expected a signature named "
+                                                      "'encode'; found ['embed', 'serving_default']")
+
+
+def test_run_converts_the_signature_named(tmp_path):
+    model = build_two_signature_saved_model(tmp_path)
+    result = _cli("run", str(model), "--signature", "embed", "--no-data", "--variants", "float16", "--out",
+                  str(tmp_path / "run"), "--format", "json", "--warmup", "1")
+    assert result.returncode == 0, result.stderr
+    saved = json.loads(result.stdout)
+    assert [(r["variant"], r["status"]) for r in saved["rows"]] == [("float32", "ok"), ("float16", "ok")]
+    assert saved["manifest"]["model"]["signature"] == "embed"
+    assert [t["name"] for t in saved["manifest"]["model"]["inputs"]] == ["tokens"]
+    result = _cli("run", str(model), "--signature", "encode", "--no-data", "--out", str(tmp_path / "refused"))
+    assert result.returncode == 2 and "expected a signature named 'encode'" in result.stderr
 
 
 def test_training_variants_from_the_cli(tmp_path):
