@@ -226,6 +226,17 @@ def dequantize_output(y: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
     return y.astype(np.float32, copy=False)
 
 
+def positional_order(path: Path, input_names: list[str]) -> list[str]:
+    """The model's input names in the order the file's graph lists its inputs (for tools that feed by
+    position, such as TensorFlow's quantization debugger)."""
+    interpreter = load_interpreter(path, xnnpack=False)
+    model_io = ModelIO.open(interpreter)
+    bound = bind(input_names, list(model_io.inputs), "inputs")
+    index_of = {name: model_io.inputs[bound[name]]["index"] for name in input_names}
+    position = {detail["index"]: i for i, detail in enumerate(interpreter.get_input_details())}
+    return sorted(input_names, key=lambda name: position[index_of[name]])
+
+
 def predict(path: Path, inputs: Mapping[str, np.ndarray], input_names: list[str], output_names: list[str],
             threads: int = 1, batch_size: int = 64) -> Arrays:
     """Run a model over ``inputs`` (by the model's input names) in batches, 64 at a time where the batch size

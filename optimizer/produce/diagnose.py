@@ -10,8 +10,8 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,17 @@ class Scoring:
     output_names: list[str]
     output: str
     y_eval: np.ndarray
+    debug_order: tuple[str, ...] = ()  # input names in the float file's input order: the debugger feeds by position
+
+    def debug_dataset(self, samples: Arrays) -> Callable[[], Iterator[list[np.ndarray]]]:
+        """The debugger's dataset: one sample at a time, as a list in the file's input order."""
+        order = self.debug_order or tuple(samples)
+
+        def generator() -> Iterator[list[np.ndarray]]:
+            for i in range(sample_count(samples)):
+                yield [samples[name][i:i + 1] for name in order]
+
+        return generator
 
     def accuracy(self, content: bytes, path: Path) -> float:
         from optimizer.measure.runtime import predict
@@ -75,7 +86,7 @@ def layer_errors(scoring: Scoring, samples: Arrays) -> list[dict[str, Any]]:
 
     debug = take(samples, 0, DEBUG_SAMPLES)
     debugger = tf.lite.experimental.QuantizationDebugger(converter=_int8_converter(scoring, debug),
-                                                         debug_dataset=_dataset(debug))
+                                                         debug_dataset=scoring.debug_dataset(debug))
     debugger.run()
     buffer = io.StringIO()
     debugger.layer_statistics_dump(buffer)
@@ -100,7 +111,8 @@ def selective_model(scoring: Scoring, samples: Arrays, float_layers: list[str]) 
     debug = take(samples, 0, DEBUG_SAMPLES)
     options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=float_layers)
     debugger = tf.lite.experimental.QuantizationDebugger(converter=_int8_converter(scoring, samples),
-                                                         debug_dataset=_dataset(debug), debug_options=options)
+                                                         debug_dataset=scoring.debug_dataset(debug),
+                                                         debug_options=options)
     return bytes(debugger.get_nondebug_quantized_model())
 
 
@@ -174,6 +186,7 @@ def _export_dir(job: ProducePayload, scratch: Path) -> str:
 
 def diagnose_task(payload: dict[str, Any], report: Callable[[dict[str, Any]], None]) -> list[dict[str, Any]]:
     """Worker task for the mixed-precision kind: per-layer errors, the search, the calibration study."""
+    from optimizer.measure.runtime import positional_order
     from optimizer.produce.outcomes import Produced, produce_each
 
     job = ProducePayload.from_dict(payload)
@@ -186,6 +199,8 @@ def diagnose_task(payload: dict[str, Any], report: Callable[[dict[str, Any]], No
         calibration = take(all_calibration, 0, int(spec.options["calibration_samples"]))
         float_content = bytes(_float_converter(scoring).convert())
         float_accuracy = scoring.accuracy(float_content, scratch / "float32.tflite")
+        scoring = replace(scoring, debug_order=tuple(positional_order(scratch / "float32.tflite",
+                                                                      scoring.input_names)))
         layers = layer_errors(scoring, calibration)
         found = search(scoring, calibration, float_accuracy, layers, float(spec.options["accuracy_budget"]) / 100,
                        int(spec.options["max_float_layers"]), scratch, report, spec.name)

@@ -113,23 +113,24 @@ def _module_source(module: Any) -> str:
 
 
 def _training(spec: VariantSpec, inputs: RecipeInputs) -> str:
-    from optimizer import variants
+    from optimizer import tensors, variants
     from optimizer.produce import bridge, calibration, training
 
     training_source = _module_source(training).split("\ndef train_task(")[0]
-    vendored = {"variants": _module_source(variants), "calibration": _module_source(calibration),
-                "bridge": _module_source(bridge), "training": training_source}
+    vendored = {"tensors": _module_source(tensors), "variants": _module_source(variants),
+                "calibration": _module_source(calibration), "bridge": _module_source(bridge),
+                "training": training_source}
     return f'''
 import sys
 import types
 
-# The studio's own code for the variant spec, the Keras 3 -> tf_keras bridge and the tfmot techniques,
-# verbatim (see optimizer/variants.py, produce/calibration.py, bridge.py and training.py), so this file needs
-# nothing else.
+# The studio's own code for tensors by name, the variant spec, the Keras 3 -> tf_keras bridge and the tfmot
+# techniques, verbatim (see optimizer/tensors.py, variants.py, produce/calibration.py, bridge.py and
+# training.py), so this file needs nothing else.
 VENDORED = {json.dumps(vendored)}
 studio = types.ModuleType("studio")
 sys.modules["studio"] = studio
-for _name in ("variants", "calibration", "bridge", "training"):  # one namespace: training uses the spec types
+for _name in VENDORED:  # one namespace: training uses the spec types, calibration the tensor helpers
     exec(compile(VENDORED[_name], "studio_" + _name, "exec"), studio.__dict__)
 VariantSpec, to_tf_keras = studio.VariantSpec, studio.to_tf_keras
 train_variant, convert_trained = studio.train_variant, studio.convert_trained

@@ -69,8 +69,8 @@ def test_input_order_differs_and_int8_accuracy_equals_feeding_by_name(image_and_
     assert keras_order == ["stats", "image"]
     assert interpreter.get_signature_list()["serving_default"]["inputs"] == ["image", "stats"]
     runner = interpreter.get_signature_runner("serving_default")
-    eval_x = {name: np.load(path) for name, path in
-              {"stats": result.out_dir / "work" / "eval_x_0.npy", "image": result.out_dir / "work" / "eval_x_1.npy"}.items()}
+    work = result.out_dir / "work"
+    eval_x = {"stats": np.load(work / "eval_x_0.npy"), "image": np.load(work / "eval_x_1.npy")}
     labels = np.load(result.out_dir / "work" / "eval_y.npy")
     outputs = np.concatenate([runner(stats=eval_x["stats"][i:i + 1], image=eval_x["image"][i:i + 1])["output_0"]
                               for i in range(len(labels))])
