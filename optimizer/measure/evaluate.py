@@ -112,6 +112,18 @@ def fidelity(outputs: np.ndarray, reference: np.ndarray) -> dict[str, float]:
     return result
 
 
+CLIP_MARGIN = 0.02  # of the variant's output range: beyond it, a reference value was cut off
+
+
+def clipped_fraction(outputs: np.ndarray, reference: np.ndarray) -> float:
+    """The share of the float32 model's output values beyond the whole range the variant ever produced (by more
+    than 2% of that range): what a quantized output range, learned from calibration data, cut off."""
+    low, high = float(np.min(outputs)), float(np.max(outputs))
+    margin = CLIP_MARGIN * max(high - low, 1e-12)
+    beyond = (reference > high + margin) | (reference < low - margin)
+    return float(np.mean(beyond))
+
+
 def score_outputs(outputs: Mapping[str, np.ndarray], labels: Mapping[str, np.ndarray], tasks: Mapping[str, str],
                   reference: Mapping[str, np.ndarray] | None) -> dict[str, dict[str, Any]]:
     """Per output (by name): its metrics where it is labelled, its fidelity to the reference's same output,
@@ -123,6 +135,7 @@ def score_outputs(outputs: Mapping[str, np.ndarray], labels: Mapping[str, np.nda
             entry.update(output_metrics(values, labels[name], Task(tasks.get(name) or Task.CLASSIFICATION)))
         if reference is not None and name in reference:
             entry.update(fidelity(values, reference[name]))
+            entry["clipped_fraction"] = clipped_fraction(values, reference[name])
         entry["constant_output"] = bool(len(values) > 1 and np.ptp(values.reshape(len(values), -1), axis=0).max() == 0)
         scored[name] = entry
     return scored

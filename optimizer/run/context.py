@@ -139,6 +139,12 @@ class RunContext:
                    fidelity_inputs="synthetic" if self.data.synthetic else "evaluation")
         if spec.info.expect_integer_only and not audit["integer_only"]:
             row["error"] = f"sold as integer-only but computes in float: {', '.join(audit['float_compute_ops'][:8])}"
+        for name, figures in per_output.items():
+            if (figures.get("clipped_fraction") or 0) > CLIPPED_WARNING:
+                row.setdefault("warnings", []).append(
+                    f"output {name} clipped: {figures['clipped_fraction']:.1%} of the float model's values lie beyond "
+                    "every value this variant produced (its output range, learned from the calibration data, is "
+                    "narrower than the evaluation data needs)")
         constant = [name for name, figures in per_output.items() if figures.get("constant_output")]
         if constant and spec.kind is VariantKind.FLOAT32:
             row.setdefault("warnings", []).append(
@@ -171,6 +177,9 @@ class RunContext:
             point["latency_error"] = str(exc)
 
 
+# A variant cutting off more than 5% of the reference's output values is warned about (a few tail values beyond
+# a small calibration set are normal).
+CLIPPED_WARNING = 0.05
 HEADLINE_FIGURES = ("metric", "accuracy", "top5_accuracy", "exact_match", "mae", "rmse", "per_class_accuracy",
                     "fidelity_top1_agreement", "fidelity_rmse", "fidelity_snr_db")
 
