@@ -19,7 +19,6 @@ import typer
 from optimizer.errors import OptimizerError, user_message
 from optimizer.intake.data import check_data_files
 from optimizer.intake.model import model_format, source_of
-from optimizer.measure.evaluate import Task
 from optimizer.paths import DEFAULT_DATA, DEFAULT_MODEL
 from optimizer.records import ProgressEvent, Stage
 from optimizer.run.options import RunOptions
@@ -84,7 +83,12 @@ def run(
     threads: ThreadsOpt = 1,
     runs: Annotated[int, typer.Option(help="Timed runs per variant (at least 50).")] = 50,
     warmup: Annotated[int, typer.Option(help="Warm-up runs before timing.")] = 10,
-    task: Annotated[Task | None, typer.Option(help="Override the inferred task.")] = None,
+    task: Annotated[str | None, typer.Option(
+        help="Override the inferred task: classification, regression or multilabel for every labelled output, "
+             "or per output, e.g. 'digit=classification,ink=regression'.")] = None,
+    accuracy_output: Annotated[str | None, typer.Option(
+        help="The labelled output whose metric is the run's accuracy (default: the first classification one).")]
+    = None,
     label_column: Annotated[str, typer.Option(help="CSV label column.")] = "label",
     seed: SeedOpt = 0,
     signature: SignatureOpt = None,
@@ -107,7 +111,8 @@ def run(
                             "sparsity": sparsity, "clusters": clusters}
         specs = parse_variant_list(variants, source_of(model_format(model)), training_options)
         options = RunOptions(threads=threads, timed_runs=runs, warmup_runs=warmup, task=task,
-                             label_column=label_column, seed=seed, signature=signature)
+                             label_column=label_column, seed=seed, signature=signature,
+                             accuracy_output=accuracy_output)
         result = run_comparison(model, out, specs, data=data, labels=labels, calib=calib, eval_data=eval_data,
                                 options=options, on_progress=_print_progress)
     table = result.table()
@@ -120,7 +125,8 @@ def run(
     elif output_format is OutputFormat.CSV:
         typer.echo(table.to_csv(index=False), nl=False)
     else:
-        shown = table[[c for c in SHOWN_COLUMNS if table[c].notna().any() or c in ("variant", "status")]]
+        groups = [c for c in table.columns if c.endswith((": accuracy", ": mae", ": fidelity_snr_db"))]  # per output
+        shown = table[[c for c in SHOWN_COLUMNS + groups if table[c].notna().any() or c in ("variant", "status")]]
         typer.echo(shown.to_string(index=False))
         typer.echo(f"\nWrote {len(table)} rows and the .tflite files to {result.out_dir}")
 
