@@ -141,3 +141,31 @@ def test_tflite_with_two_outputs_and_no_data(tmp_path):
             assert set(row["per_output"]) == {"output_0", "output_1"}
             assert all("fidelity_snr_db" in figures and "accuracy" not in figures
                        for figures in row["per_output"].values())
+
+
+def test_saved_model_with_two_signatures_runs_the_chosen_one(tmp_path):
+    """--signature embed: every post-training kind converts that signature (one input, two outputs), fed by
+    name from an .npz named after its input."""
+    from tests.integration.test_model_intake import build_two_signature_saved_model
+
+    model = build_two_signature_saved_model(tmp_path)
+    tokens = np.random.default_rng(0).uniform(0, 1, (40, 2)).astype(np.float32)
+    np.savez(tmp_path / "tokens.npz", tokens=tokens)
+    result = run_comparison(model, tmp_path / "run", [VariantSpec(k) for k in ("float32", "dynamic_range", "int8")],
+                            data=tmp_path / "tokens.npz", options=RunOptions(warmup_runs=1, signature="embed"))
+    rows = _all_measured(result, may_fail=())
+    assert result.manifest["model"]["signature"] == "embed"
+    assert sorted(result.manifest["model"]["signatures"]) == ["embed", "serving_default"]
+    assert set(rows["int8"]["per_output"]) == {"norm", "vector"}
+    assert rows["int8"]["per_output"]["vector"]["fidelity_snr_db"] > 20
+
+
+def test_selective_int8_on_a_two_output_model_budgets_the_chosen_output(tmp_path):
+    built = models.two_heads(tmp_path)
+    spec = VariantSpec("mixed_int8", {"accuracy_budget": 100.0, "max_float_layers": 1, "calibration_study": False})
+    result = run_comparison(built.model, tmp_path / "run", [spec], data=built.data, options=QUICK)
+    row = rows_by_name(result)["mixed_int8"]
+    assert row["status"] == "ok", row["error"]
+    assert row["analysis"]["output"] == "digit" and row["search_met_budget"] is True
+    assert row["analysis"]["float_accuracy"] == rows_by_name(result)["float32"]["per_output"]["digit"]["accuracy"]
+    assert set(row["per_output"]) == {"digit", "ink"}
