@@ -24,14 +24,10 @@ from optimizer.records import (
 )
 from optimizer.run.isolation import Spares, run_task
 from optimizer.run.options import RunOptions
+from optimizer.run.rows import VariantRow
 from optimizer.variants import VariantKind, VariantSpec
 
 ProgressCallback = Callable[[ProgressEvent], None]
-
-
-def base_row(spec: VariantSpec) -> dict[str, Any]:
-    return {"variant": spec.name, "kind": str(spec.kind), "label": spec.info.label, "status": "ok",
-            "error": None, "expected_integer_only": spec.info.expect_integer_only}
 
 
 @dataclass
@@ -43,7 +39,7 @@ class RunContext:
     model: ModelSummary
     data: DataReport
     tasks: dict[str, Task]  # labelled output name -> its task
-    rows: dict[str, dict[str, Any]]
+    rows: dict[str, VariantRow]
     progress: ProgressCallback
     cancel: threading.Event | None
     model_file: str = ""
@@ -78,8 +74,7 @@ class RunContext:
     def fail_unexpectedly(self, spec: VariantSpec, step: str, error: BaseException) -> None:
         """An error nobody planned for, while working on one variant: that variant is a failed row with the
         reason, and the other variants go on."""
-        self.rows[spec.name].update(status="failed",
-                                    error=f"unexpected error while {step}: {type(error).__name__}: {error}"[:500])
+        self.rows[spec.name].fail(f"unexpected error while {step}: {type(error).__name__}: {error}"[:500])
         with contextlib.suppress(Exception):
             self.report(ProgressEvent(Stage.MEASURED, spec.name, status="failed"))
 
@@ -102,12 +97,12 @@ class RunContext:
         """Sizes, the op audit, accuracy and fidelity of one converted variant (in a LiteRT-only worker)."""
         row = self.rows[spec.name]
         if outcome.get("status") != "ok":
-            row.update(status="failed", error=outcome.get("error") or "not converted")
+            row.fail(outcome.get("error") or "not converted")
             return
         path = Path(outcome["path"])
-        row.update(path=self.layout.relative(path),
-                   conversion_s=outcome.get("conversion_s"), **file_sizes(path), **outcome.get("extra", {}))
-        row["recipe_path"] = self.write_recipe(spec, path, outcome)
+        sizes = file_sizes(path)
+        row.record_conversion(self.layout.relative(path), outcome.get("conversion_s"), sizes,
+                              outcome.get("extra", {}), self.write_recipe(spec, path, outcome))
         outputs_path = self.layout.outputs_of(spec.name)
         outputs_path.parent.mkdir(parents=True, exist_ok=True)
         self.report(ProgressEvent(Stage.EVALUATING, spec.name))
@@ -120,48 +115,46 @@ class RunContext:
                 reference_path=self.reference_path if spec.kind is not VariantKind.FLOAT32 else None,
             ).to_dict())
         except OptimizerError as exc:
-            row.update(status="failed", error=str(exc))
+            row.fail(str(exc))
             return
         self._record_evaluation(spec, row, evaluation)
         if spec.kind is VariantKind.FLOAT32:
             self.reference_path = str(outputs_path)
 
-    def _record_evaluation(self, spec: VariantSpec, row: dict[str, Any], evaluation: dict[str, Any]) -> None:
+    def _record_evaluation(self, spec: VariantSpec, row: VariantRow, evaluation: dict[str, Any]) -> None:
         """The evaluation in the row: every output's figures under ``per_output``, the headline output's as
         the row's own columns, the op audit, and what the figures warn about."""
         audit, per_output = evaluation.pop("audit"), evaluation.pop("per_output")
-        row.update(evaluation)
-        row.update(headline_figures(per_output.get(self.headline_output) or {}))
-        row.update(per_output=per_output, headline_output=self.headline_output,
-                   integer_only=audit["integer_only"], float_compute_ops=audit["float_compute_ops"],
-                   input_dtypes=audit["input_dtypes"], output_dtypes=audit["output_dtypes"],
-                   op_counts=audit["op_counts"], audit=audit,
-                   fidelity_inputs="synthetic" if self.data.synthetic else "evaluation")
+        row.record_evaluation({
+            **evaluation, **headline_figures(per_output.get(self.headline_output) or {}),
+            "per_output": per_output, "headline_output": self.headline_output,
+            "integer_only": audit["integer_only"], "float_compute_ops": audit["float_compute_ops"],
+            "input_dtypes": audit["input_dtypes"], "output_dtypes": audit["output_dtypes"],
+            "op_counts": audit["op_counts"], "audit": audit,
+            "fidelity_inputs": "synthetic" if self.data.synthetic else "evaluation"})
         if spec.info.expect_integer_only and not audit["integer_only"]:
-            row["error"] = f"sold as integer-only but computes in float: {', '.join(audit['float_compute_ops'][:8])}"
+            row.note(f"sold as integer-only but computes in float: {', '.join(audit['float_compute_ops'][:8])}")
         for name, figures in per_output.items():
             if (figures.get("clipped_fraction") or 0) > CLIPPED_WARNING:
-                row.setdefault("warnings", []).append(
-                    f"output {name} clipped: {figures['clipped_fraction']:.1%} of the float model's values lie beyond "
-                    "every value this variant produced (its output range, learned from the calibration data, is "
-                    "narrower than the evaluation data needs)")
+                row.warn(f"output {name} clipped: {figures['clipped_fraction']:.1%} of the float model's values lie "
+                         "beyond every value this variant produced (its output range, learned from the calibration "
+                         "data, is narrower than the evaluation data needs)")
         constant = [name for name, figures in per_output.items() if figures.get("constant_output")]
         if constant and spec.kind is VariantKind.FLOAT32:
-            row.setdefault("warnings", []).append(
-                f"output(s) {', '.join(constant)} of the float model are the same for every evaluation input: the "
-                "model may ignore its input (untrained, or fed data it does not expect)")
+            row.warn(f"output(s) {', '.join(constant)} of the float model are the same for every evaluation input: "
+                     "the model may ignore its input (untrained, or fed data it does not expect)")
 
     def benchmark(self, spec: VariantSpec) -> None:
         """Latency and memory in a fresh LiteRT-only worker, run while nothing else of ours runs."""
         row = self.rows[spec.name]
         self.report(ProgressEvent(Stage.BENCHMARKING, spec.name))
         try:
-            row.update(self.run_worker("benchmark", self._benchmark_payload(str(self.layout.root / row["path"]))))
+            row.record_benchmark(self.run_worker("benchmark", self._benchmark_payload(str(row.file(self.layout.root)))))
         except OptimizerError as exc:
-            row.update(status="failed", error=str(exc))
-        for point in (row.get("analysis") or {}).get("search", {}).get("curve", []):
+            row.fail(str(exc))
+        for point in row.analysis.get("search", {}).get("curve", []):
             self._benchmark_curve_point(point)
-        self.report(ProgressEvent(Stage.MEASURED, spec.name, status=row["status"]))
+        self.report(ProgressEvent(Stage.MEASURED, spec.name, status=row.status))
 
     def _benchmark_payload(self, model_path: str) -> dict[str, Any]:
         return BenchmarkPayload(model_path=model_path, samples=self.data.evaluation,

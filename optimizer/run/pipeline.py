@@ -44,12 +44,13 @@ from optimizer.records import (
     Stage,
 )
 from optimizer.report.results import package_versions, save_results, to_frame
-from optimizer.run.context import Evaluator, ProgressCallback, RunContext, base_row
+from optimizer.run.context import Evaluator, ProgressCallback, RunContext
 from optimizer.run.conversions import Conversions
 from optimizer.run.finalize import add_relative_columns, add_statistics, flag_collapsed_training
 from optimizer.run.isolation import DEFAULT_LIMITS, Worker, WorkerLimits, run_task
 from optimizer.run.options import RunOptions
 from optimizer.run.plan import PlanFacts, RunPlan, plan_run
+from optimizer.run.rows import VariantRow
 from optimizer.variants import KINDS, SourceFormat, VariantSpec
 
 
@@ -226,9 +227,9 @@ class _Run:
             model_format=self.fmt.value, has_calibration=bool(report.calibration),
             has_calibration_labels=bool(report.calibration_labels),
             classification=accuracy_output is not None and tasks[accuracy_output] is Task.CLASSIFICATION))
-        rows = {s.name: base_row(s) for s in plan.variants}
+        rows = {s.name: VariantRow(s) for s in plan.variants}
         for name, refused in plan.refused.items():
-            rows[name].update(status=refused.status, error=refused.reason)
+            rows[name].refuse(refused.status, refused.reason)
         self.plan, self.shares = plan, plan.conversion_shares()
         self.context = RunContext(layout=self.layout, options=options, model=summary, data=report, tasks=tasks,
                                   rows=rows, progress=self.progress, cancel=self.cancel,
@@ -339,7 +340,7 @@ class _Run:
         context = self._context()
         try:
             for spec in self._plan_().produced:
-                if context.rows[spec.name]["status"] != "ok":
+                if not context.rows[spec.name].ok:
                     continue
                 try:
                     context.benchmark(spec)
@@ -351,7 +352,7 @@ class _Run:
     # -- Step.FINALIZE and Step.SAVE ----------------------------------------------------------------------
     def finalize(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         context, plan = self._context(), self._plan_()
-        rows = [context.rows[s.name] for s in plan.variants]
+        rows = [context.rows[s.name].to_dict() for s in plan.variants]  # every thread is done: plain rows now
         add_relative_columns(rows)
         flag_collapsed_training(rows)
         add_statistics(rows, context)
