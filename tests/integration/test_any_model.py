@@ -79,6 +79,17 @@ def test_input_order_differs_and_int8_accuracy_equals_feeding_by_name(image_and_
     assert row["accuracy"] == accuracy(outputs, labels)
 
 
+def test_tflite_with_two_inputs_is_calibrated_by_name(image_and_table, tmp_path):
+    """The float .tflite of the two-input model, with the same .npz: every ai-edge-quantizer recipe, the
+    static one calibrated with both inputs by name."""
+    built, first = image_and_table
+    tflite = first.out_dir / rows_by_name(first)["float32"]["path"]
+    result = run_comparison(tflite, tmp_path / "run", data=built.data, options=QUICK)
+    rows = _all_measured(result, may_fail=())
+    assert set(rows) == {"float32", "aeq_dynamic_int8", "aeq_weight_only_int8", "aeq_static_int8"}
+    assert rows["aeq_static_int8"]["accuracy"] > rows["float32"]["accuracy"] - 0.1
+
+
 def test_one_image_two_heads_has_a_metric_per_output(tmp_path):
     built = models.two_heads(tmp_path)
     result = _run(built, tmp_path / "run", task="digit=classification,ink=regression")
@@ -94,6 +105,7 @@ def test_one_image_two_heads_has_a_metric_per_output(tmp_path):
         assert row["accuracy"] == digit["accuracy"] and row["headline_output"] == "digit"
         if row["variant"] != "float32":
             assert ink["fidelity_snr_db"] > 20 and "flips" in digit and "flips" not in ink
+            assert "mcnemar_p" in digit and "mcnemar_p" not in ink  # statistics per classification output
     frame = result.table()
     assert {"digit: accuracy", "ink: mae"} <= set(frame.columns)
 
