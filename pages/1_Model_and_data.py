@@ -59,8 +59,8 @@ else:
     left, right = st.columns(2)
     left.write({"format": summary["format"], "file_size_bytes": summary["file_size_bytes"],
                 "parameters": summary["parameter_count"]})
-    right.dataframe([{"role": "input", **t} for t in summary["inputs"]] +
-                    [{"role": "output", **t} for t in summary["outputs"]], hide_index=True)
+    right.dataframe([{"role": role, **t, "shape": widgets.shape_text(t["shape"])}
+                     for role in ("input", "output") for t in summary[f"{role}s"]], hide_index=True)
     with st.expander(f"{len(summary['layers'])} layers / ops"):
         st.dataframe(summary["layers"], hide_index=True)
     st.subheader("Data check")
@@ -68,6 +68,10 @@ else:
         st.error(check.refusal)
     else:
         report = check.report or {}
+        st.caption("Which array feeds each model input and which labels score each output, with the shape and "
+                   "dtype of one sample as the model expects it and as the data holds it (after the check). An "
+                   "output without labels is only compared with the float32 model (fidelity).")
+        st.table(widgets.tensor_map(summary, report), hide_index=True, border="horizontal")
         st.write({key: report.get(key) for key in ("source", "split", "calibration_samples", "eval_samples",
                                                     "sample_shape", "labelled", "label_classes", "notes")})
     if choice.model.suffix == ".tflite":

@@ -35,10 +35,24 @@ with widgets.user_errors():
     left, middle, right = st.columns(3)
     calibration = left.number_input("Calibration samples", 1, 10_000, kind_defaults["calibration_samples"],
                                     key="calibration_samples")
-    task = middle.selectbox("Task", [None, *(t.value for t in Task)], key="task",
-                            format_func=lambda t: "inferred from the labels" if t is None else t,
-                            help="Classification (top-1 accuracy) or regression (MAE); by default whole-number "
-                                 "labels that index the model's outputs mean classification.")
+    outputs = [t["name"] for t in (check.summary or {}).get("outputs") or []]
+    labelled = list(((check.report or {}).get("labels") or {}).keys())
+    accuracy_output = None
+    if len(outputs) > 1:  # several outputs: a task per output, and the one whose metric is the accuracy
+        task = middle.text_input("Task per output", "", key="task_per_output",
+                                 placeholder=f"{outputs[0]}=classification,{outputs[1]}=regression",
+                                 help="Blank: inferred from each output's labels. Otherwise output=task pairs "
+                                      f"(tasks: {', '.join(t.value for t in Task)}).") or None
+        accuracy_output = st.selectbox("Accuracy output", [None, *labelled], key="accuracy_output",
+                                       format_func=lambda o: "the first labelled classification output"
+                                       if o is None else o,
+                                       help="The output whose metric the charts, the accuracy budget of the "
+                                            "selective int8 search and the training checks use.")
+    else:
+        task = middle.selectbox("Task", [None, *(t.value for t in Task)], key="task",
+                                format_func=lambda t: "inferred from the labels" if t is None else t,
+                                help="Classification (top-1 accuracy) or regression (MAE); by default "
+                                     "whole-number labels that index the model's outputs mean classification.")
     seed = right.number_input("Seed", 0, 2**31 - 1, run_defaults.seed, key="seed",
                               help="Seeds the calibration/evaluation split of a single data file and the "
                                    "fine-tuning of training variants.")
@@ -62,7 +76,10 @@ with widgets.user_errors():
                        "model and fine-tunes on the labelled calibration split with a fixed seed.")
     specs = [spec_with_options(k, options) for k in chosen]
     request = services.job_request(choice, specs, threads=int(threads), timed_runs=int(timed_runs),
-                                   warmup_runs=int(warmup_runs), task=task, seed=int(seed))
+                                   warmup_runs=int(warmup_runs), task=task, seed=int(seed),
+                                   accuracy_output=accuracy_output)
+    if outputs:
+        request.options.tasks_for(outputs)  # refuses an output name the model does not have, before the run
     blocked = widgets.run_blocker(store, request, check) or (None if chosen else "Choose at least one variant kind.")
     if widgets.run_button("Run", key="run_button", blocked=blocked):
         services.start_run(request)

@@ -8,14 +8,16 @@ from optimizer.report.charts import (
     latency_distribution_figure,
     layer_error_figure,
     measured,
+    per_class_accuracies,
     per_class_delta_figure,
     quality_metric,
     recommend,
+    scored_outputs,
     search_curve_figure,
     tradeoff_figure,
 )
 from optimizer.report.html import html_report
-from optimizer.report.results import has_results
+from optimizer.report.results import has_results, per_output_columns
 from ui import services, widgets
 
 st.set_page_config(page_title="Compare", layout="wide")
@@ -36,7 +38,6 @@ if not run.has_results:
     st.stop()
 
 frame = run.frame()
-quality = quality_metric(frame)
 st.caption(f"Model `{run.model_name}` · {run.environment.describe()}")
 if not run.finished:
     st.warning(f"Run {run.id} {run.status}: {run.error or 'no reason was recorded'}. "
@@ -55,8 +56,14 @@ budget = Budget(max_size_bytes=max_kb * 1024 if max_kb is not None else None, ma
 pick = recommend(frame, budget)
 st.markdown(f"**Recommended:** `{pick}` (lowest p95 latency within budget)" if pick
             else "**No variant meets the budget.**")
-st.dataframe(run.table(budget), hide_index=True, key="results_table")
+widgets.row_warnings(run)
+if per_output_columns(run.rows):
+    st.caption(widgets.per_output_caption(run))
+st.dataframe(run.table(budget).drop(columns=["warnings"], errors="ignore"), hide_index=True, key="results_table",
+             column_config={"variant": st.column_config.Column(pinned=True)})  # kept in view while scrolling
 
+axis_output = widgets.accuracy_axis_output(run, scored_outputs(frame))  # None: a model with one output
+quality = quality_metric(frame, axis_output)
 charts = {"Size vs latency": ("size_bytes", "latency_ms_p50", None)}
 if quality is not None:
     charts[f"Latency vs {quality.column}"] = ("latency_ms_p50", quality.column, None)
@@ -69,8 +76,8 @@ for tab, (x, y, bubble) in zip(st.tabs(list(charts)), charts.values(), strict=Tr
         tab.plotly_chart(tradeoff_figure(frame, x, y, budget, bubble=bubble), key=f"chart_{x}_{y}_{bubble}")
 
 st.plotly_chart(latency_distribution_figure(run.rows), key="chart_latency_distribution")
-if any(v.per_class_accuracy for v in run.variants):
-    st.plotly_chart(per_class_delta_figure(run.rows, run.class_names), key="chart_per_class")
+if any(per_class_accuracies(row, axis_output) for row in run.rows):
+    st.plotly_chart(per_class_delta_figure(run.rows, run.class_names, axis_output), key="chart_per_class")
 
 st.subheader("Is the difference real?")
 st.caption("Against float32 on the same evaluation samples: exact McNemar test on per-sample correctness, a "
@@ -139,5 +146,5 @@ cols = st.columns(3)
 cols[0].download_button("Results CSV", run.csv_text(), file_name="results.csv", mime="text/csv", key="download_csv")
 cols[1].download_button("Results JSON", run.json_text(), file_name="results.json", mime="application/json",
                         key="download_json")
-cols[2].download_button("HTML report", html_report(run.rows, run.manifest, budget), file_name="report.html",
-                        mime="text/html", key="download_report")
+cols[2].download_button("HTML report", html_report(run.rows, run.manifest, budget, axis_output),
+                        file_name="report.html", mime="text/html", key="download_report")

@@ -12,11 +12,11 @@ import streamlit as st
 
 from optimizer.errors import InputRejected, OptimizerError, StoreUnavailable, user_message
 from optimizer.intake.data import prepare_data
-from optimizer.records import TensorInfo
 from optimizer.intake.model import file_sha256
 from optimizer.jobs.runner import JobRequest, submit
 from optimizer.jobs.scheduler import Scheduler
 from optimizer.jobs.store import Retention, RunStore
+from optimizer.records import TensorInfo
 from optimizer.run.isolation import WorkerLimits
 from optimizer.run.options import RunOptions
 from optimizer.run.pipeline import inspect

@@ -5,7 +5,7 @@ results."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,39 @@ def inputs_in_use(choice: state.Selection) -> str:
                                           "variants are skipped)"
     column = f" · CSV label column `{choice.label_column}`" if choice.reads_csv() else ""
     return f"**In use:** model `{choice.model.name}` ({choice.label}) · **data:** {data}{column}"
+
+
+def shape_text(shape: Sequence[int | None]) -> str:
+    """A tensor's or a sample's shape as text: ``(8, 8, 1)``, ``(3,)``, ``(any, 12)``; ``scalar`` for one number
+    per sample (a class index, a value)."""
+    parts = ["any" if size is None else str(size) for size in shape]
+    return "scalar" if not parts else f"({', '.join(parts)}{',' if len(parts) == 1 else ''})"
+
+
+def _tensor_row(tensor: dict[str, Any], role: str, found: dict[str, Any] | None, data: str) -> dict[str, str]:
+    """One row of the tensor map: the tensor, what the model expects per sample, and what the data holds."""
+    use = ("fed to the model" if role == "input" else "scored against its labels") if found else "fidelity only"
+    return {"tensor": tensor["name"], "role": role, "expected shape": shape_text(tensor["shape"][1:]),
+            "expected dtype": tensor["dtype"], "data": data if found else "",
+            "found shape": shape_text(found["shape"]) if found else "", "found dtype": found["dtype"] if found else "",
+            "use": use}
+
+
+def tensor_map(summary: dict[str, Any], report: dict[str, Any]) -> list[dict[str, str]]:
+    """One row per model tensor: the array that feeds each input and the labels of each output (or "fidelity
+    only"), with the shape and dtype the model expects (per sample) and those the data check found."""
+    inputs, outputs = summary["inputs"], summary["outputs"]
+    synthetic = report.get("source") == "synthetic"
+    arrays = report.get("feeds") or {}  # "in:<input>" / "label:<output>" -> the file and array that feed it
+    found = {**{f"in:{n}": f for n, f in (report.get("inputs") or {}).items()},
+             **{f"label:{n}": f for n, f in (report.get("labels") or {}).items()}}
+    rows = []
+    for role, prefix, group in (("input", "in", inputs), ("output", "label", outputs)):
+        for tensor in group:
+            key = f"{prefix}:{tensor['name']}"
+            rows.append(_tensor_row(tensor, role, found.get(key),
+                                    "synthetic inputs" if synthetic else arrays.get(key, "")))
+    return rows
 
 
 def run_button(label: str, key: str, blocked: str | None) -> bool:
@@ -228,3 +261,41 @@ def follow_run(store: RunStore, run_id: str, cancellable: bool = False) -> None:
         show_progress(store, run_id)
         if record["status"] == "done":
             st.page_link("pages/3_Compare.py", label="Open the comparison", icon=":material/insights:")
+
+
+def accuracy_output(run: StoredRun) -> str | None:
+    """The output whose figures are the rows' own accuracy, MAE and fidelity columns (the run's accuracy
+    output), for a run whose model has outputs by name."""
+    named = run.manifest.get("accuracy_output")
+    return str(named) if named else next((v.headline_output for v in run.variants if v.headline_output), None)
+
+
+def per_output_caption(run: StoredRun) -> str:
+    """What the results table's column groups of a model with several outputs mean."""
+    headline = accuracy_output(run)
+    of = f"the run's accuracy output `{headline}`" if headline else "the model's first output"
+    return ("Columns named `<output>: <figure>` hold each output's own figures: accuracy (and its change against "
+            "float32) for a classification output, MAE and RMSE for a regression output, fidelity to float32 for "
+            f"every output. The ungrouped accuracy, MAE and fidelity columns, and the budget's accuracy drop, are "
+            f"those of {of}.")
+
+
+def accuracy_axis_output(run: StoredRun, outputs: list[str]) -> str | None:
+    """For a model with several labelled outputs (``outputs``), the select box "Accuracy axis: output" choosing
+    whose metric the trade-off charts plot (default: the run's accuracy output); None for a model with one."""
+    if not outputs:
+        return None
+    default = accuracy_output(run)
+    left, _ = st.columns([1, 2])
+    chosen = left.selectbox("Accuracy axis: output", outputs, index=outputs.index(default) if default in outputs else 0,
+                            key=f"accuracy_axis_{run.id}",
+                            help="The charts plot this output's accuracy, or its mean absolute error for a regression "
+                                 "output; the recommendation and the budget stay on the run's accuracy output.")
+    return str(chosen)
+
+
+def row_warnings(run: StoredRun) -> None:
+    """Every variant's warnings, one sentence per line (in the results table they would be cut off)."""
+    warned = [(v.name, text) for v in run.variants for text in v.warnings]
+    if warned:
+        st.warning("\n".join(f"- **{name}**: {text}" for name, text in warned), icon=":material/warning:")

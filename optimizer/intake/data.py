@@ -55,6 +55,7 @@ class Upload:
     eval_labels: dict[str, np.ndarray] | None = None
     classes: list[str] | None = None
     notes: list[str] = field(default_factory=list)
+    feeds: dict[str, str] = field(default_factory=dict)  # "in:<input>" / "label:<output>" -> "file: array"
 
 
 def format_bytes(count: int) -> str:
@@ -243,13 +244,16 @@ def _load_npz(path: Path, inputs: list[str], outputs: list[str]) -> Upload:
     arrays = _npz_arrays(path, True, inputs, outputs)
     roles = _npz_layout(path, set(arrays), inputs, outputs)
     by_role: dict[str, dict[str, np.ndarray]] = {"in": {}, "label": {}, "eval_in": {}, "eval_label": {}}
-    for key, role in roles.items():
+    keys: dict[str, list[str]] = {}
+    for key, role in sorted(roles.items()):
         kind, _, name = role.partition(":")
         by_role[kind][name] = arrays[key]
+        keys.setdefault(role.removeprefix("eval_"), []).append(key)
+    feeds = {role: f"{path.name}: {' + '.join(names)}" for role, names in keys.items()}
     if by_role["eval_in"]:
         return Upload(by_role["in"], by_role["label"], f"{path.name} (calibration/evaluation split in file)",
-                      eval_inputs=by_role["eval_in"], eval_labels=by_role["eval_label"])
-    return Upload(by_role["in"], by_role["label"], path.name)
+                      eval_inputs=by_role["eval_in"], eval_labels=by_role["eval_label"], feeds=feeds)
+    return Upload(by_role["in"], by_role["label"], path.name, feeds=feeds)
 
 
 def _check_csv(path: Path) -> None:
@@ -375,13 +379,17 @@ def _single_tensor_upload(path: Path, suffix: str, inputs: Sequence[TensorInfo],
                            f"{[t.name for t in inputs]}: give an .npz with one array per input, named after it")
     name, labels, classes = inputs[0].name, None, None
     notes: list[str] = []
+    feeds = {".npy": path.name, ".csv": f"{path.name}: feature columns", ".zip": f"{path.name}: images"}
+    label_feeds = {".csv": f"{path.name}: column {label_column!r}", ".zip": f"{path.name}: class folders"}
     if suffix == ".npy":
         x = _load_npy_file(path)
     elif suffix == ".csv":
         x, labels, notes = _load_csv(path, label_column)
     else:
         x, labels, classes, notes = _load_image_zip(path, list(inputs[0].shape))
-    return Upload({name: x}, _single_labels(path, labels, outputs), path.name, classes=classes, notes=notes)
+    found = _single_labels(path, labels, outputs)
+    return Upload({name: x}, found, path.name, classes=classes, notes=notes,
+                  feeds={f"in:{name}": feeds[suffix], **{f"label:{o}": label_feeds[suffix] for o in found}})
 
 
 def _single_labels(path: Path, labels: np.ndarray | None, outputs: list[str]) -> dict[str, np.ndarray]:
@@ -410,6 +418,7 @@ def read_data(path: Path, inputs: Sequence[TensorInfo], outputs: Sequence[Tensor
         upload = _single_tensor_upload(path, suffix, inputs, output_names, label_column)
     if labels_path is not None:
         upload.labels = _single_labels(labels_path, _load_npy_file(labels_path), output_names)
+        upload.feeds.update({f"label:{name}": labels_path.name for name in upload.labels})
         upload.source += f" + {labels_path.name}"
     return upload
 
@@ -495,6 +504,7 @@ class _Prepared:
     eval_y: Arrays | None = None
     classes: list[str] | None = None
     notes: list[str] = field(default_factory=list)
+    feeds: dict[str, str] = field(default_factory=dict)
 
 
 def _check_data_request(data: Path | None, calib: Path | None, eval_data: Path | None,
@@ -577,7 +587,7 @@ def _one_file_data(data: Path, labels: Path | None, inputs: Sequence[TensorInfo]
         calib_y, eval_y = (None, None) if y is None else (pick(y, calib_idx), pick(y, eval_idx))
         split = f"random permutation (seed {seed}): {len(calib_idx)} calibration, {len(eval_idx)} evaluation"
     return _Prepared(calib_x=calib_x, calib_y=calib_y, eval_x=eval_x, eval_y=eval_y, source=upload.source,
-                     split=split, classes=upload.classes, notes=upload.notes + notes)
+                     split=split, classes=upload.classes, notes=upload.notes + notes, feeds=upload.feeds)
 
 
 def _separate_files_data(calib: Path | None, eval_data: Path | None, labels: Path | None,
@@ -593,7 +603,10 @@ def _separate_files_data(calib: Path | None, eval_data: Path | None, labels: Pat
     eval_y = _check_all_labels(eval_upload.labels, sample_count(eval_x), outputs, eval_data.name)
     return _Prepared(calib_x=calib_x, calib_y=calib_y, eval_x=eval_x, eval_y=eval_y,
                      source=f"{calib_upload.source} (calibration), {eval_upload.source} (evaluation)",
-                     split="separate files", classes=eval_upload.classes, notes=notes + eval_upload.notes)
+                     split="separate files", classes=eval_upload.classes, notes=notes + eval_upload.notes,
+                     feeds={role: "; ".join(dict.fromkeys(f for f in (calib_upload.feeds.get(role),
+                                                                     eval_upload.feeds.get(role)) if f))
+                            for role in {**calib_upload.feeds, **eval_upload.feeds}})
 
 
 def _write_group(workdir: Path, arrays: Arrays | None, stem: str, order: list[str]) -> dict[str, str]:
@@ -664,7 +677,7 @@ def prepare_data(
     else:
         prepared = _separate_files_data(calib, eval_data, labels, inputs, outputs, label_column)
     report: dict[str, Any] = {"notes": prepared.notes, "seed": seed, "source": prepared.source,
-                              "split": prepared.split}
+                              "split": prepared.split, "feeds": prepared.feeds}
     report.update(_write_arrays(workdir, prepared, [t.name for t in inputs], [t.name for t in outputs]))
     report.update(_describe_arrays(prepared))
     return report

@@ -12,6 +12,8 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
+from optimizer.errors import InvalidOption
+
 
 @dataclass(frozen=True)
 class Metric:
@@ -26,18 +28,51 @@ METRICS = {
     "latency_ms_p50": Metric("latency_ms_p50", "Latency p50 (ms)", True),
     "latency_ms_p95": Metric("latency_ms_p95", "Latency p95 (ms)", True),
     "accuracy": Metric("accuracy", "Accuracy", False),
+    "top5_accuracy": Metric("top5_accuracy", "Top-5 accuracy", False),
+    "exact_match": Metric("exact_match", "Exact match", False),
     "mae": Metric("mae", "Mean absolute error", True),
+    "rmse": Metric("rmse", "Root mean squared error", True),
+    "fidelity_top1_agreement": Metric("fidelity_top1_agreement", "Top-1 agreement with float32", False),
+    "fidelity_snr_db": Metric("fidelity_snr_db", "SNR against float32 (dB)", False),
+    "fidelity_rmse": Metric("fidelity_rmse", "RMSE against float32", True),
     "memory_peak_bytes": Metric("memory_peak_bytes", "Peak memory (bytes)", True),
 }
+QUALITY_FIGURES = ("accuracy", "mae")  # a labelled output's headline figure: accuracy, or MAE for regression
 _OK_COLOUR, _OUT_COLOUR, _FRONT_COLOUR, _PICK_COLOUR = "#1f77b4", "#c7c7c7", "#d62728", "#2ca02c"
 
 
-def quality_metric(frame: pd.DataFrame) -> Metric | None:
-    """Accuracy for classifiers, MAE for regression, None without labels."""
-    for name in ("accuracy", "mae"):
-        if name in frame.columns and frame[name].notna().any():
-            return METRICS[name]
+def metric_of(column: str) -> Metric:
+    """The metric a frame column holds: one of METRICS, or one output's figure of a model with several outputs
+    (``"<output>: <figure>"``, e.g. ``"ink: mae"``, labelled "ink: Mean absolute error")."""
+    if column in METRICS:
+        return METRICS[column]
+    output, separator, figure = column.rpartition(": ")
+    if separator and output and figure in METRICS:
+        known = METRICS[figure]
+        return Metric(column, f"{output}: {known.label}", known.lower_is_better)
+    raise InvalidOption(f"metric: expected one of {sorted(METRICS)} or '<output>: <figure>'; found {column!r}")
+
+
+def quality_metric(frame: pd.DataFrame, output: str | None = None) -> Metric | None:
+    """The quality axis: accuracy for classifiers, MAE for regression, None without labels. With ``output``,
+    that output's own column of a model with several outputs (``"<output>: accuracy"`` or ``"<output>: mae"``)."""
+    prefix = f"{output}: " if output else ""
+    for name in QUALITY_FIGURES:
+        column = prefix + name
+        if column in frame.columns and frame[column].notna().any():
+            return metric_of(column)
     return None
+
+
+def scored_outputs(frame: pd.DataFrame) -> list[str]:
+    """The outputs of a model with several outputs that have a quality column of their own (labelled outputs),
+    in column order; empty for a model with one output."""
+    outputs: list[str] = []
+    for column in map(str, frame.columns):
+        output, separator, figure = column.rpartition(": ")
+        if separator and figure in QUALITY_FIGURES and frame[column].notna().any() and output not in outputs:
+            outputs.append(output)
+    return outputs
 
 
 def measured(frame: pd.DataFrame) -> pd.DataFrame:
@@ -93,8 +128,9 @@ def recommend(frame: pd.DataFrame, budget: Budget) -> str | None:
 def tradeoff_figure(frame: pd.DataFrame, x: str, y: str, budget: Budget | None = None,
                     bubble: str | None = None) -> go.Figure:
     """One point per measured variant, the Pareto front as a line, budget failures in grey, the
-    recommended variant ringed; ``bubble`` sizes points by another column (e.g. file size)."""
-    x_metric, y_metric = METRICS[x], METRICS[y]
+    recommended variant ringed; ``x`` and ``y`` name the columns to plot (any :func:`metric_of` knows, such as
+    ``"ink: mae"``), ``bubble`` sizes points by another column (e.g. file size)."""
+    x_metric, y_metric = metric_of(x), metric_of(y)
     data = measured(frame).dropna(subset=[x, y])
     budget = budget or Budget()
     inside = budget.passes(data)
@@ -142,21 +178,32 @@ def latency_distribution_figure(rows: list[dict[str, Any]]) -> go.Figure:
     return figure
 
 
-def per_class_delta_figure(rows: list[dict[str, Any]], class_names: list[str] | None = None) -> go.Figure:
-    """Per-class accuracy change of each variant against float32 (classifiers only)."""
-    reference = next((r for r in rows if r.get("kind") == "float32" and r.get("per_class_accuracy")), None)
+def per_class_accuracies(row: dict[str, Any], output: str | None = None) -> dict[str, Any] | None:
+    """A row's accuracy per class: of its headline output, or of ``output`` (from the row's ``per_output``)."""
+    figures = ((row.get("per_output") or {}).get(output) or {}) if output else row
+    found = figures.get("per_class_accuracy")
+    return found if isinstance(found, dict) and found else None
+
+
+def per_class_delta_figure(rows: list[dict[str, Any]], class_names: list[str] | None = None,
+                           output: str | None = None) -> go.Figure:
+    """Per-class accuracy change of each variant against float32 (classification outputs only): of the
+    headline output, or of ``output`` of a model with several outputs."""
+    reference = next((r for r in rows if r.get("kind") == "float32" and per_class_accuracies(r, output)), None)
     figure = go.Figure()
     if reference is not None:
-        classes = sorted(reference["per_class_accuracy"], key=int)
+        before = per_class_accuracies(reference, output) or {}
+        classes = sorted(before, key=int)
         labels = [class_names[int(c)] if class_names and int(c) < len(class_names) else c for c in classes]
         for row in rows:
-            if row is reference or not row.get("per_class_accuracy"):
+            after = per_class_accuracies(row, output)
+            if row is reference or not after:
                 continue
-            deltas = [100 * (row["per_class_accuracy"].get(c, 0.0) - reference["per_class_accuracy"][c])
-                      for c in classes]
-            figure.add_trace(go.Bar(x=labels, y=deltas, name=row["variant"]))
-    figure.update_layout(title="Accuracy change per class against float32", xaxis_title="class",
-                         yaxis_title="percentage points", barmode="group", height=420)
+            figure.add_trace(go.Bar(x=labels, y=[100 * (after.get(c, 0.0) - before[c]) for c in classes],
+                                    name=row["variant"]))
+    title = "Accuracy change per class against float32" + (f" (output {output})" if output else "")
+    figure.update_layout(title=title, xaxis_title="class", yaxis_title="percentage points", barmode="group",
+                         height=420)
     return figure
 
 

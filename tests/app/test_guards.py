@@ -124,7 +124,7 @@ def test_uploads_need_their_data_and_the_options_reach_the_job_request(runs_dir)
     at.button(key="use_uploads").click().run()
     assert "model `mlp.keras` (uploaded) · **data:** data `cancer.csv`" in _texts(at.markdown)
     # With the default label column "label", the diagnosis column would be a 31st feature: the check says so.
-    assert "Data refused: cancer.csv: expected samples of shape (30,) (the model input); found (31,)" \
+    assert "Data refused: cancer.csv: input 'features' expects samples of shape (30,); found (31,)" \
         in _texts(at.error)
     at.text_input(key="label_column").set_value("diagnosis").run()
     assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]

@@ -138,3 +138,19 @@ def test_a_new_tab_finds_the_running_job_and_a_reload_follows_it(runs_dir):
     assert any(run_id in info.value for info in [*reloaded.info, *reloaded.success])
     record = _wait_done(runs_dir)
     assert record["status"] == "done" and not first_tab.exception
+
+
+def test_a_model_with_two_outputs_gets_a_task_per_output_and_an_accuracy_output(runs_dir, tmp_path):
+    from tests.support.models import two_heads
+    from ui.state import Selection
+
+    built = two_heads(tmp_path)
+    at = _app("pages/2_Variants_and_run.py")
+    at.session_state["selection_label"] = Selection(built.model, built.data, label="uploaded")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.text_input(key="task_per_output").placeholder == "digit=classification,ink=regression"
+    assert at.selectbox(key="accuracy_output").options == ["the first labelled classification output", "digit",
+                                                          "ink"]
+    at.text_input(key="task_per_output").input("digit=classification,inc=regression").run()
+    assert any("no output 'inc'" in e.value for e in at.error)

@@ -38,6 +38,8 @@ def test_compare_shows_the_table_and_offers_only_files_inside_the_run_folder(run
     table = at.dataframe[0].value  # the results table
     assert list(table["variant"]) == ["float32", "int8"] and list(table.columns[:2]) == ["variant", "within_budget"]
     assert list(table["size_bytes"]) == [4000, 1000]
+    assert not [s for s in at.selectbox if str(s.key).startswith("accuracy_axis")]  # one output: no axis choice
+    assert not [c for c in at.caption if "<output>: <figure>" in c.value]
     assert at.selectbox(key="download_variant").options == ["float32"]  # int8's file is outside the run folder
     assert at.selectbox(key="recipe_variant").options == ["float32"]
     assert "float32 recipe" in at.code[0].value
@@ -72,8 +74,8 @@ def test_compare_shows_the_flipped_images_against_the_float32_reference(runs_dir
     np.save(work / "eval_x.npy", np.random.default_rng(0).random((4, 8, 8, 1), dtype=np.float32))
     np.save(work / "eval_y.npy", np.array([0, 1, 1, 0]))
     reference = np.array([[1, 0], [0, 1], [0, 1], [1, 0]], dtype=np.float32)
-    np.save(work / "outputs" / "float32.npy", reference)
-    np.save(work / "outputs" / "int8.npy", np.array([[1, 0], [0, 1], [1, 0], [1, 0]], dtype=np.float32))
+    np.savez(work / "outputs" / "float32.npz", output=reference)  # each variant's outputs, by output name
+    np.savez(work / "outputs" / "int8.npz", output=np.array([[1, 0], [0, 1], [1, 0], [1, 0]], dtype=np.float32))
     at = _app("pages/3_Compare.py")
     at.query_params["run"] = run_id
     at.run()

@@ -1,4 +1,5 @@
 import pandas as pd
+import pytest
 
 from optimizer.report.charts import METRICS, Budget, pareto_front, recommend, tradeoff_figure
 from optimizer.report.html import html_report
@@ -62,3 +63,78 @@ def test_pareto_front_and_charts_of_a_run_with_nothing_measured():
     unmeasured = failed.assign(size_bytes=[None], latency_ms_p50=[None])
     assert pareto_front(unmeasured, METRICS["size_bytes"], METRICS["latency_ms_p50"]).empty
     tradeoff_figure(unmeasured, "size_bytes", "latency_ms_p50")  # draws an empty chart, no KeyError
+
+
+def _two_head_rows() -> list[dict]:
+    """Rows of a model with a classification output ``digit`` (the headline) and a regression output ``ink``."""
+    def row(name, size, latency, digit, ink, classes):
+        return {"variant": name, "kind": name, "status": "ok", "size_bytes": size, "latency_ms_p50": latency,
+                "latency_ms_p95": latency, "accuracy": digit, "per_class_accuracy": classes, "headline_output": "digit",
+                "per_output": {"digit": {"metric": "accuracy", "accuracy": digit, "per_class_accuracy": classes},
+                               "ink": {"metric": "mae", "mae": ink, "rmse": ink}}}
+
+    return [row("float32", 400.0, 1.0, 0.9, 0.30, {"0": 0.9, "1": 0.9}),
+            row("int8", 100.0, 0.5, 0.8, 0.10, {"0": 0.7, "1": 0.9}),  # worse digit accuracy, better ink MAE
+            row("float16", 200.0, 0.9, 0.9, 0.35, {"0": 0.9, "1": 0.9})]
+
+
+def test_metric_of_a_column_names_the_output_and_keeps_its_direction():
+    from optimizer.errors import InvalidOption
+    from optimizer.report.charts import metric_of
+
+    assert metric_of("accuracy") is METRICS["accuracy"]
+    ink = metric_of("ink: mae")
+    assert (ink.column, ink.label, ink.lower_is_better) == ("ink: mae", "ink: Mean absolute error", True)
+    assert metric_of("head: one: accuracy").label == "head: one: Accuracy"  # an output name may hold ": "
+    with pytest.raises(InvalidOption, match="ink: wobble"):
+        metric_of("ink: wobble")
+
+
+def test_quality_metric_is_the_headline_unless_an_output_is_named():
+    from optimizer.report.charts import quality_metric, scored_outputs
+    from optimizer.report.results import to_frame
+
+    assert quality_metric(_frame()).column == "accuracy"  # one output: as before
+    assert quality_metric(_frame().assign(accuracy=None, mae=0.2)).column == "mae"
+    assert scored_outputs(_frame()) == []
+    frame = to_frame(_two_head_rows())
+    assert scored_outputs(frame) == ["digit", "ink"]
+    assert quality_metric(frame).column == "accuracy"
+    assert quality_metric(frame, "digit").column == "digit: accuracy"
+    assert quality_metric(frame, "ink").column == "ink: mae"
+    assert quality_metric(frame, "no_such_output") is None
+
+
+def test_tradeoff_figure_plots_the_chosen_output_metric_in_its_own_direction():
+    from optimizer.report.results import to_frame
+
+    frame = to_frame(_two_head_rows())
+    figure = tradeoff_figure(frame, "latency_ms_p50", "ink: mae")
+    assert figure.layout.yaxis.title.text == "ink: Mean absolute error (lower is better)"
+    assert figure.layout.title.text == "ink: Mean absolute error vs Latency p50 (ms)"
+    points = {v: y for t in figure.data if t.mode == "markers+text" for v, y in zip(t.text, t.y, strict=True)}
+    assert points == {"float32": 0.30, "int8": 0.10, "float16": 0.35}
+    from optimizer.report.charts import metric_of
+
+    latency = METRICS["latency_ms_p50"]
+    assert list(pareto_front(frame, latency, metric_of("ink: mae"))["variant"]) == ["int8"]  # lowest MAE, fastest
+    assert list(pareto_front(frame, latency, metric_of("digit: accuracy"))["variant"]) == ["int8", "float16"]
+    assert tradeoff_figure(frame, "latency_ms_p50", "digit: accuracy").layout.yaxis.title.text == \
+        "digit: Accuracy (higher is better)"
+
+
+def test_per_class_chart_and_html_report_follow_the_chosen_output():
+    from optimizer.report.charts import per_class_delta_figure
+
+    rows = _two_head_rows()
+    headline = per_class_delta_figure(rows)
+    digit = per_class_delta_figure(rows, output="digit")
+    assert [list(t.y) for t in headline.data] == [list(t.y) for t in digit.data]
+    assert [list(t.y) for t in digit.data] == [pytest.approx([-20.0, 0.0]), [0.0, 0.0]]
+    assert digit.layout.title.text == "Accuracy change per class against float32 (output digit)"
+    assert per_class_delta_figure(rows, output="ink").data == ()  # a regression output has no classes
+
+    page = html_report(rows, {"model": {"file_name": "two_heads.keras"}}, output="ink")
+    assert "ink: Mean absolute error (lower is better)" in page and "<th>ink: mae</th>" in page
+    assert "Accuracy (higher is better)" not in page and "Accuracy change per class" not in page
+    assert "Accuracy (higher is better)" in html_report(rows, {})  # by default: the headline output, digit

@@ -92,3 +92,48 @@ def test_separate_files_need_both(tmp_path):
     np.save(tmp_path / "c.npy", np.zeros((4, 8, 8, 1), dtype=np.float32))
     with pytest.raises(DataRejected, match="both a calibration file and an evaluation file"):
         prepare_data(tmp_path / "w", IMAGE_INPUT, TEN_CLASSES, calib=tmp_path / "c.npy")
+
+
+TWO_INPUTS = (TensorInfo("stats", (None, 3), "float32"), TensorInfo("tokens", (None, 4), "int32"))
+TWO_OUTPUTS = (TensorInfo("digit", (None, 10), "float32"), TensorInfo("ink", (None, 1), "float32"))
+
+
+def _two_input_npz(path, **extra):
+    rng = np.random.default_rng(0)
+    np.savez(path, stats=rng.normal(size=(10, 3)), tokens=rng.integers(0, 9, (10, 4)), **extra)
+
+
+def test_arrays_named_after_the_inputs_and_labels_per_output(tmp_path):
+    _two_input_npz(tmp_path / "d.npz", y_digit=np.arange(10) % 10)
+    report = prepare_data(tmp_path / "w", TWO_INPUTS, TWO_OUTPUTS, data=tmp_path / "d.npz")
+    assert set(report["calibration"]) == {"stats", "tokens"} and set(report["evaluation_labels"]) == {"digit"}
+    assert np.load(report["evaluation"]["stats"]).dtype == np.float32  # float64 upload -> the float input's float32
+    assert np.load(report["evaluation"]["tokens"]).dtype == np.int32  # token ids keep the input's integer dtype
+    assert report["inputs"]["tokens"] == {"shape": [4], "dtype": "int32"} and "ink" not in report["labels"]
+    assert report["feeds"] == {"in:stats": "d.npz: stats", "in:tokens": "d.npz: tokens",
+                               "label:digit": "d.npz: y_digit"}
+
+
+def test_multi_input_refusals_name_the_tensor_expected_and_found(tmp_path):
+    np.savez(tmp_path / "missing.npz", stats=np.zeros((4, 3)))
+    with pytest.raises(DataRejected, match=r"one array per input named \['stats', 'tokens'\].*missing \['tokens'\]"):
+        prepare_data(tmp_path / "w", TWO_INPUTS, TWO_OUTPUTS, data=tmp_path / "missing.npz")
+    _two_input_npz(tmp_path / "ambiguous.npz", y=np.zeros(10))
+    with pytest.raises(DataRejected, match=r"'y' is ambiguous.*y_<output name>"):
+        prepare_data(tmp_path / "w", TWO_INPUTS, TWO_OUTPUTS, data=tmp_path / "ambiguous.npz")
+    np.savez(tmp_path / "fraction.npz", stats=np.zeros((4, 3)), tokens=np.full((4, 4), 0.5))
+    with pytest.raises(DataRejected, match=r"input 'tokens' takes whole numbers \(int32\)"):
+        prepare_data(tmp_path / "w", TWO_INPUTS, TWO_OUTPUTS, data=tmp_path / "fraction.npz")
+    np.savez(tmp_path / "counts.npz", stats=np.zeros((4, 3)), tokens=np.zeros((5, 4), dtype=np.int32))
+    with pytest.raises(DataRejected, match=r"same number of samples for every input; found \{'stats': 4, 'tokens': 5"):
+        prepare_data(tmp_path / "w", TWO_INPUTS, TWO_OUTPUTS, data=tmp_path / "counts.npz")
+    (tmp_path / "t.csv").write_text("a,b,c,label\n1,2,3,0\n4,5,6,1\n")
+    with pytest.raises(DataRejected, match=r"feeds a model with one input; this model has inputs \['stats', 'tok"):
+        prepare_data(tmp_path / "w", TWO_INPUTS, TWO_OUTPUTS, data=tmp_path / "t.csv")
+
+
+def test_uint8_pixels_out_of_range_are_refused(tmp_path):
+    pixels = (TensorInfo("pixels", (None, 2, 2, 1), "uint8"),)
+    np.savez(tmp_path / "p.npz", x=np.full((4, 2, 2, 1), 300))
+    with pytest.raises(DataRejected, match=r"input 'pixels' takes uint8 values in 0..255; found values from 300"):
+        prepare_data(tmp_path / "w", pixels, TEN_CLASSES, data=tmp_path / "p.npz")
