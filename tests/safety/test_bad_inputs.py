@@ -95,7 +95,7 @@ def test_truncated_tflite_is_a_clean_error(digits_float_tflite, hostile_dir, tmp
 
 def test_data_of_the_wrong_shape_names_both_shapes(hostile_dir, tmp_path):
     np.savez(hostile_dir / "wrong.npz", x=np.zeros((10, 7, 7, 1), dtype=np.float32), y=np.zeros(10, dtype=int))
-    with pytest.raises(DataRejected, match=r"expected samples of shape \(8, 8, 1\).*found \(7, 7, 1\)"):
+    with pytest.raises(DataRejected, match=r"input .image. expects samples of shape \(8, 8, 1\).*found \(7, 7, 1\)"):
         run_comparison(DIGITS_MODEL, tmp_path / "job", [VariantSpec("float16")], data=hostile_dir / "wrong.npz")
     _assert_still_serving(tmp_path)
 
@@ -103,7 +103,7 @@ def test_data_of_the_wrong_shape_names_both_shapes(hostile_dir, tmp_path):
 def test_labels_outside_the_model_classes(hostile_dir, tmp_path):
     data = np.load(DIGITS_DATA)
     np.savez(hostile_dir / "labels.npz", x=data["x_eval"][:20], y=np.full(20, 42))
-    with pytest.raises(DataRejected, match=r"class labels in 0..9"):
+    with pytest.raises(DataRejected, match=r"class labels of output .dense_1. in 0..9"):
         run_comparison(DIGITS_MODEL, tmp_path / "job", data=hostile_dir / "labels.npz",
                        options=RunOptions(warmup_runs=0))
 

@@ -100,7 +100,7 @@ def test_a_spare_in_use_survives_the_thread_that_asked_for_it(tmp_path, digits_f
     from optimizer.run.isolation import Spares
 
     def payload(runs):
-        return {"model_path": str(digits_float_tflite), "sample_path": None, "threads": 1, "warmup_runs": 0,
+        return {"model_path": str(digits_float_tflite), "samples": {}, "threads": 1, "warmup_runs": 0,
                 "timed_runs": runs}
 
     spares = Spares("benchmark", workdir=tmp_path, expected=2, ahead=1)
