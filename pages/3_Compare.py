@@ -1,9 +1,11 @@
-"""Compare: results table, trade-off charts with the Pareto front and budgets, distributions, audit, downloads."""
+"""Compare: the recommended variant and its headline figures, the results table, trade-off charts with the Pareto
+front and budgets, distributions, audit, downloads."""
+
+import functools
 
 import streamlit as st
 
 from optimizer.report.charts import (
-    Budget,
     calibration_study_figure,
     latency_distribution_figure,
     layer_error_figure,
@@ -11,12 +13,12 @@ from optimizer.report.charts import (
     per_class_accuracies,
     per_class_delta_figure,
     quality_metric,
-    recommend,
     scored_outputs,
     search_curve_figure,
     tradeoff_figure,
 )
 from optimizer.report.html import html_report
+from optimizer.report.recommend import Budget, recommend_variant
 from optimizer.report.results import has_results, per_output_columns
 from ui import services, widgets
 
@@ -46,21 +48,20 @@ if run.failures:
     st.warning(f"{len(run.failures)} variant(s) did not come out: " +
                "; ".join(f"{f.variant} ({f.status}): {f.reason}" for f in run.failures))
 
-with st.expander("Budget", expanded=True):
-    left, middle, right = st.columns(3)
-    max_kb = left.number_input("Max file size (KB)", min_value=0.0, value=None, key="budget_size_kb")
-    max_ms = middle.number_input("Max p95 latency (ms)", min_value=0.0, value=None, key="budget_p95_ms")
-    max_drop = right.number_input("Max accuracy drop (points)", min_value=0.0, value=None, key="budget_drop")
+headline = st.container()  # filled once the priority and the budget below are read
+priority_column, size_column, latency_column, drop_column = st.columns(4)
+priority = widgets.priority_select(priority_column)
+max_kb = size_column.number_input("Max file size (KB)", min_value=0.0, value=None, key="budget_size_kb")
+max_ms = latency_column.number_input("Max p95 latency (ms)", min_value=0.0, value=None, key="budget_p95_ms")
+max_drop = drop_column.number_input("Max accuracy drop (points)", min_value=0.0, value=None, key="budget_drop")
 budget = Budget(max_size_bytes=max_kb * 1024 if max_kb is not None else None, max_latency_ms_p95=max_ms,
                 max_accuracy_drop=max_drop / 100 if max_drop is not None else None)
-pick = recommend(frame, budget)
-st.markdown(f"**Recommended:** `{pick}` (lowest p95 latency within budget)" if pick
-            else "**No variant meets the budget.**")
+with headline:
+    widgets.recommendation_headline(run, recommend_variant(run.variants, budget, priority))
 widgets.row_warnings(run)
 if per_output_columns(run.rows):
     st.caption(widgets.per_output_caption(run))
-st.dataframe(run.table(budget).drop(columns=["warnings"], errors="ignore"), hide_index=True, key="results_table",
-             column_config={"variant": st.column_config.Column(pinned=True)})  # kept in view while scrolling
+widgets.results_table(run, budget)
 
 axis_output = widgets.accuracy_axis_output(run, scored_outputs(frame))  # None: a model with one output
 quality = quality_metric(frame, axis_output)
@@ -73,7 +74,8 @@ for tab, (x, y, bubble) in zip(st.tabs(list(charts)), charts.values(), strict=Tr
     if measured(frame).dropna(subset=[x, y]).empty:
         tab.caption(f"No measured variant has both {x} and {y}.")
     else:
-        tab.plotly_chart(tradeoff_figure(frame, x, y, budget, bubble=bubble), key=f"chart_{x}_{y}_{bubble}")
+        tab.plotly_chart(tradeoff_figure(frame, x, y, budget, bubble=bubble, priority=priority),
+                         key=f"chart_{x}_{y}_{bubble}_{priority}")
 
 st.plotly_chart(latency_distribution_figure(run.rows), key="chart_latency_distribution")
 if any(per_class_accuracies(row, axis_output) for row in run.rows):
@@ -142,9 +144,13 @@ if run.produced:
     if tflite is not None:
         st.download_button(f"Download {tflite.name}", tflite.read_bytes(), file_name=f"{name}.tflite",
                            key="download_tflite")
-cols = st.columns(3)
+report = html_report(run.rows, run.manifest, budget, axis_output, priority)
+cols = st.columns(4)
 cols[0].download_button("Results CSV", run.csv_text(), file_name="results.csv", mime="text/csv", key="download_csv")
 cols[1].download_button("Results JSON", run.json_text(), file_name="results.json", mime="application/json",
                         key="download_json")
-cols[2].download_button("HTML report", html_report(run.rows, run.manifest, budget, axis_output),
-                        file_name="report.html", mime="text/html", key="download_report")
+cols[2].download_button("HTML report", report, file_name="report.html", mime="text/html", key="download_report")
+# The zip is built only when clicked (a callable), and the click does not rerun the page.
+cols[3].download_button("Download all (zip)", functools.partial(run.bundle, report), file_name=f"{run.id}.zip",
+                        mime="application/zip", key="download_all", on_click="ignore",
+                        help="Every .tflite, each recipe, results CSV/JSON, the manifest and this HTML report.")

@@ -1,9 +1,11 @@
-"""History: every stored run; reopen one, compare two side by side, delete."""
+"""History: every stored run (date, duration, model, kinds, status); reopen one, compare two (what differs in
+their settings and figures, then side by side), delete."""
 
 import pandas as pd
 import streamlit as st
 
 from optimizer.report.charts import tradeoff_figure
+from optimizer.report.history import figures_diff, run_overview, settings_diff
 from optimizer.report.results import combined_frame, has_results
 from ui import services, state, widgets
 
@@ -16,12 +18,7 @@ if not records:
     st.info("No runs yet.")
     st.stop()
 
-st.dataframe(pd.DataFrame([{
-    "run": r["id"], "status": r["status"], "model": r["model_name"],
-    "model sha256": (r["inputs"] or {}).get("model", {}).get("sha256", "")[:12],
-    "data": ", ".join(v["name"] for k, v in (r["inputs"] or {}).items() if k != "model"),
-    "variants": len(r["rows"] or []), "error": r["error"] or "",
-} for r in records]), hide_index=True, key="history_table")
+st.dataframe(pd.DataFrame([run_overview(r) for r in records]), hide_index=True, key="history_table")
 
 record = widgets.pick_run(store, "Selected run", key="history_run")
 if record is not None:
@@ -42,13 +39,25 @@ finished = [r for r in records if has_results(r)]
 if len(finished) >= 2:
     st.subheader("Compare two runs")
     left, right = st.columns(2)
-    first = widgets.pick_run(store, "First run", key="history_first", only=has_results)
+    with left:
+        first = widgets.pick_run(store, "Run A", key="history_first", only=has_results)
     with right:
-        second = widgets.pick_run(store, "Second run", key="history_second", only=has_results,
+        second = widgets.pick_run(store, "Run B", key="history_second", only=has_results,
                                   default=finished[1]["id"])
     if first and second:
         runs = {"A": widgets.stored_run(store, first), "B": widgets.stored_run(store, second)}
-        for column, chosen in zip((left, right), runs.values(), strict=True):
-            column.caption(chosen.id)
-            column.dataframe(chosen.table(), hide_index=True)
+        settings, figures = settings_diff(runs["A"], runs["B"]), figures_diff(runs["A"], runs["B"])
+        st.markdown("**What differs**: settings (inputs, options, variants, versions, machine)")
+        if settings.empty:
+            st.caption("Same inputs, options, variants, versions and machine.")
+        else:
+            st.dataframe(settings, hide_index=True, key="history_settings_diff")
+        st.markdown("**What differs**: each variant's key figures (change: B against A)")
+        if figures.empty:
+            st.caption("The same figures for every variant.")
+        else:
+            st.dataframe(figures, hide_index=True, key="history_figures_diff")
+        for column, (name, chosen) in zip(st.columns(2), runs.items(), strict=True):
+            column.caption(f"{name}: {chosen.id}")
+            column.dataframe(chosen.table(), hide_index=True, key=f"history_table_{name}")
         st.plotly_chart(tradeoff_figure(combined_frame(runs), "size_bytes", "latency_ms_p50"), key="history_chart")

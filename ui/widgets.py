@@ -1,6 +1,6 @@
 """Reusable pieces of the screens: errors in words, the inputs in use, the Run button and why it is off, live
-job progress, the run picker, the stored run the result pages draw from, and the outcome of a run without
-results."""
+job progress, the run picker, the stored run the result pages draw from, the outcome of a run without
+results, and the recommendation headline and results table of Compare."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from optimizer.jobs.runner import JobRequest
 from optimizer.jobs.store import ACTIVE, RunStore
 from optimizer.records import VARIANT_SHARE, RunLayout, Stage
 from optimizer.report import results
+from optimizer.report.recommend import Budget, Priority, Recommendation
 from optimizer.report.results import StoredRun, VariantResult
 from ui import state
 
@@ -299,3 +300,47 @@ def row_warnings(run: StoredRun) -> None:
     warned = [(v.name, text) for v in run.variants for text in v.warnings]
     if warned:
         st.warning("\n".join(f"- **{name}**: {text}" for name, text in warned), icon=":material/warning:")
+
+
+PRIORITY_LABELS = {Priority.SIZE: "Size: the smallest file", Priority.LATENCY: "Latency: really faster",
+                   Priority.ACCURACY: "Accuracy: significantly better"}
+_TONE_COLOURS = {"good": "green", "bad": "red", "neutral": "gray"}
+
+
+def priority_select(container: Any) -> Priority:
+    """The select box "What matters most" (size by default), in ``container`` (a column)."""
+    chosen = container.selectbox(
+        "What matters most", list(Priority), format_func=PRIORITY_LABELS.get, key="priority",
+        help="The recommendation prefers this first, then the others; a difference the run's statistics call the "
+             "same (latency) or within noise (accuracy), or a size within 2%, never decides.")
+    return Priority(chosen)
+
+
+def recommendation_headline(run: StoredRun, recommendation: Recommendation) -> None:
+    """The recommended variant, its one sentence of reasoning and its cards (size, latency, accuracy against
+    float32); which measured variants were left out, and why, in a caption."""
+    if recommendation.variant is None:
+        st.warning(f"**No recommendation.** {recommendation.reason}", icon=":material/block:")
+        return
+    st.subheader(f"Recommended: `{recommendation.variant.name}`")
+    st.markdown(recommendation.reason)
+    for column, card in zip(st.columns(len(recommendation.cards)), recommendation.cards, strict=True):
+        column.metric(card.label, card.value, card.delta or None, delta_color=_TONE_COLOURS[card.tone],
+                      delta_arrow="off", border=True)
+    measured = {v.name for v in run.measured}
+    left_out = [f"{name}: {why}" for name, why in recommendation.excluded if name in measured]
+    if left_out:
+        st.caption("Not considered: " + "; ".join(left_out) + ".")
+
+
+def results_table(run: StoredRun, budget: Budget) -> None:
+    """The results table for people (units in the titles, failures with their reason, empty cells empty), a
+    picker of more columns, and every stored column one click away."""
+    extras = run.extra_columns()
+    chosen = st.multiselect("More columns", list(extras), format_func=extras.get, key=f"table_columns_{run.id}",
+                            placeholder="Add columns: gzip size, p95, memory, fidelity, ...")
+    st.dataframe(run.human_table(budget, chosen), hide_index=True, key="results_table", placeholder="",
+                 column_config={"Variant": st.column_config.Column(pinned=True)})  # kept in view while scrolling
+    with st.expander("All columns, as stored"):
+        st.dataframe(run.table(budget).drop(columns=["warnings"], errors="ignore"), hide_index=True,
+                     key="raw_results_table", column_config={"variant": st.column_config.Column(pinned=True)})

@@ -1,7 +1,8 @@
 """Pure plot builders: result rows (a DataFrame) in, ``plotly.graph_objects.Figure`` out.
 
-They know which metrics are lower-is-better, draw the Pareto front, and grey out what fails a budget, so
-the app, the HTML report and scripts draw the same charts.
+They know which metrics are lower-is-better, draw the Pareto front, and fade what fails a budget, so
+the app, the HTML report and scripts draw the same charts; how they read (one colour per variant, % and log
+axes, labels that do not overlap, box axes set by the whiskers) comes from :mod:`optimizer.report.style`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,18 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from optimizer.errors import InvalidOption
+from optimizer.report.recommend import Budget as Budget  # re-exported: they live in recommend.py
+from optimizer.report.recommend import Priority
+from optimizer.report.recommend import recommend as recommend
+from optimizer.report.style import (
+    FRONT_COLOUR,
+    axis_layout,
+    box_axis,
+    hover_format,
+    label_positions,
+    percent_range,
+    variant_colour,
+)
 
 
 @dataclass(frozen=True)
@@ -38,7 +51,8 @@ METRICS = {
     "memory_peak_bytes": Metric("memory_peak_bytes", "Peak memory (bytes)", True),
 }
 QUALITY_FIGURES = ("accuracy", "mae")  # a labelled output's headline figure: accuracy, or MAE for regression
-_OK_COLOUR, _OUT_COLOUR, _FRONT_COLOUR, _PICK_COLOUR = "#1f77b4", "#c7c7c7", "#d62728", "#2ca02c"
+_OK_COLOUR, _FLAG_COLOUR, _PICK_COLOUR = "#1f77b4", "#d62728", "#2ca02c"
+_RING_PX = 26  # the ring around a trade-off chart's recommended point (diameter, px)
 
 
 def metric_of(column: str) -> Metric:
@@ -97,84 +111,111 @@ def pareto_front(frame: pd.DataFrame, x: Metric, y: Metric) -> pd.DataFrame:
     return data[pd.Series(keep, index=data.index)].sort_values(x.column)
 
 
-@dataclass(frozen=True)
-class Budget:
-    """Limits a variant must meet to be shippable; None means no limit."""
-
-    max_size_bytes: float | None = None
-    max_latency_ms_p95: float | None = None
-    max_accuracy_drop: float | None = None  # in accuracy units (0.01 = one point)
-
-    def passes(self, frame: pd.DataFrame) -> pd.Series:
-        mask = pd.Series(True, index=frame.index)
-        if self.max_size_bytes is not None:
-            mask &= frame["size_bytes"] <= self.max_size_bytes
-        if self.max_latency_ms_p95 is not None:
-            mask &= frame["latency_ms_p95"] <= self.max_latency_ms_p95
-        if self.max_accuracy_drop is not None and "accuracy_delta" in frame and frame["accuracy_delta"].notna().any():
-            mask &= frame["accuracy_delta"].fillna(-1.0) >= -self.max_accuracy_drop
-        return mask
+def _marker_sizes(data: pd.DataFrame, bubble: str | None) -> pd.Series:
+    """Each point's marker diameter (px): 12, or 10..50 by the ``bubble`` column."""
+    if not bubble or bubble not in data.columns:
+        return pd.Series(12.0, index=data.index)
+    scale = float(data[bubble].max()) or 1.0
+    return (10 + 40 * data[bubble].astype(float) / scale).fillna(12.0)
 
 
-def recommend(frame: pd.DataFrame, budget: Budget) -> str | None:
-    """The measured variant within budget with the lowest p95 latency (smaller file breaks ties)."""
-    data = measured(frame)
-    data = data[budget.passes(data)]
-    if data.empty:
-        return None
-    return str(data.sort_values(["latency_ms_p95", "size_bytes"]).iloc[0]["variant"])
+def _kinds(data: pd.DataFrame) -> list[str | None]:
+    return [str(k) if isinstance(k, str) else None for k in data["kind"]] if "kind" in data.columns \
+        else [None] * len(data)
+
+
+def _axes(data: pd.DataFrame, x: str, y: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The x and y axis settings of a trade-off chart: % for accuracies, log for a size or latency spanning
+    more than 10x (see :func:`optimizer.report.style.axis_layout`)."""
+    return axis_layout(x, data[x].astype(float).tolist()), axis_layout(y, data[y].astype(float).tolist())
+
+
+def _label_positions(data: pd.DataFrame, x: str, y: str, sizes: pd.Series,
+                     axes: tuple[dict[str, Any], dict[str, Any]]) -> list[str]:
+    x_axis, y_axis = axes
+    return label_positions(data[x].astype(float).tolist(), data[y].astype(float).tolist(),
+                           [str(v) for v in data["variant"]], sizes.tolist(), log_x=x_axis.get("type") == "log",
+                           log_y=y_axis.get("type") == "log", x_range=x_axis.get("range"),
+                           y_range=y_axis.get("range"))
+
+
+def _front_trace(front: pd.DataFrame, x: str, y: str, sizes: pd.Series) -> go.Scatter:
+    """The Pareto front: a thick dark line through a ring just around each of its points, drawn over the
+    coloured points (the rings stay inside the labels' offset)."""
+    return go.Scatter(x=front[x], y=front[y], mode="lines+markers", name="Pareto front", showlegend=True,
+                      line={"color": FRONT_COLOUR, "width": 3},
+                      marker={"symbol": "circle-open", "size": (sizes[front.index] + 4).tolist(),
+                              "color": FRONT_COLOUR, "line": {"width": 2}},
+                      hoverinfo="skip", cliponaxis=False, legendrank=1001)
 
 
 def tradeoff_figure(frame: pd.DataFrame, x: str, y: str, budget: Budget | None = None,
-                    bubble: str | None = None) -> go.Figure:
-    """One point per measured variant, the Pareto front as a line, budget failures in grey, the
-    recommended variant ringed; ``x`` and ``y`` name the columns to plot (any :func:`metric_of` knows, such as
-    ``"ink: mae"``), ``bubble`` sizes points by another column (e.g. file size)."""
+                    bubble: str | None = None, priority: Priority | str = Priority.SIZE) -> go.Figure:
+    """One point per measured variant in its own colour (:func:`variant_colour`; faded when it fails the
+    budget), labels placed so they do not overlap, the Pareto front drawn over the points, the recommended
+    variant ringed (under its point and label); accuracy axes in %, size and latency axes on a log scale
+    when they span more than 10x.
+    ``x`` and ``y`` name the columns to plot (any :func:`metric_of` knows, such as ``"ink: mae"``),
+    ``bubble`` sizes points by another column (e.g. file size); ``priority`` is the recommendation's (the
+    ringed variant is the headline's)."""
     x_metric, y_metric = metric_of(x), metric_of(y)
     data = measured(frame).dropna(subset=[x, y])
     budget = budget or Budget()
     inside = budget.passes(data)
-    pick = recommend(frame, budget)
-    figure = go.Figure()
-    for mask, name, colour in ((inside, "within budget", _OK_COLOUR), (~inside, "outside budget", _OUT_COLOUR)):
-        part = data[mask]
-        if part.empty:
-            continue
-        marker: dict[str, Any] = {"color": colour, "size": 12, "line": {"width": 1, "color": "#333"}}
-        if bubble:
-            scale = float(data[bubble].max()) or 1.0
-            marker["size"] = (10 + 40 * part[bubble] / scale).tolist()
-        figure.add_trace(go.Scatter(
-            x=part[x], y=part[y], mode="markers+text", text=part["variant"], textposition="top center",
-            name=name, marker=marker, customdata=part[["variant"]],
-            hovertemplate=f"%{{customdata[0]}}<br>{x_metric.label}: %{{x}}<br>{y_metric.label}: %{{y}}<extra></extra>"))
+    pick = recommend(frame, budget, priority)
+    axes = _axes(data, x, y)
+    sizes = _marker_sizes(data, bubble)
     front = pareto_front(data, x_metric, y_metric)
-    if len(front) > 1:
-        figure.add_trace(go.Scatter(x=front[x], y=front[y], mode="lines", name="Pareto front",
-                                    line={"color": _FRONT_COLOUR, "dash": "dash"}, hoverinfo="skip"))
+    positions = _label_positions(data, x, y, sizes, axes)
+    hover = (f"%{{customdata[0]}}<br>{x_metric.label}: %{{x:{hover_format(x)}}}<br>"
+             f"{y_metric.label}: %{{y:{hover_format(y)}}}<extra></extra>")
+    figure = go.Figure()
     if pick is not None and pick in set(data["variant"]):
         chosen = data[data["variant"] == pick]
         figure.add_trace(go.Scatter(x=chosen[x], y=chosen[y], mode="markers", name=f"recommended: {pick}",
-                                    marker={"size": 26, "color": "rgba(0,0,0,0)",
-                                            "line": {"width": 3, "color": _PICK_COLOUR}}, hoverinfo="skip"))
+                                    marker={"size": _RING_PX, "color": "rgba(0,0,0,0)",
+                                            "line": {"width": 3, "color": _PICK_COLOUR}}, hoverinfo="skip",
+                                    legendrank=1002))
+    for (index, row), kind, position in zip(data.iterrows(), _kinds(data), positions, strict=True):
+        within = bool(inside[index])
+        figure.add_trace(go.Scatter(
+            x=[row[x]], y=[row[y]], mode="markers+text", text=[row["variant"]], textposition=position,
+            name=str(row["variant"]) + ("" if within else " (outside budget)"), opacity=1.0 if within else 0.35,
+            marker={"color": variant_colour(str(row["variant"]), kind), "size": float(sizes[index]),
+                    "line": {"width": 1, "color": "#333"}},
+            customdata=[[row["variant"]]], hovertemplate=hover, cliponaxis=False))
+    if not front.empty:
+        figure.add_trace(_front_trace(front, x, y, sizes))
     arrow = {True: " (lower is better)", False: " (higher is better)"}
     figure.update_layout(
         title=f"{y_metric.label} vs {x_metric.label}", xaxis_title=x_metric.label + arrow[x_metric.lower_is_better],
         yaxis_title=y_metric.label + arrow[y_metric.lower_is_better], legend={"orientation": "h", "y": -0.2},
         margin={"t": 50, "b": 40}, height=460)
+    figure.update_xaxes(**axes[0])
+    figure.update_yaxes(**axes[1])
     return figure
 
 
 def latency_distribution_figure(rows: list[dict[str, Any]]) -> go.Figure:
-    """Box plot of every timed run per variant (the spread behind the medians)."""
+    """Box plot of every timed run per variant (the spread behind the medians), each in its variant's colour.
+    The axis covers every whisker, not the outliers (a log axis when the whiskers span more than 10x); how
+    many timed runs lie beyond it is said on the chart."""
+    timed = [row for row in rows if row.get("status") == "ok" and row.get("timings_ms")]
     figure = go.Figure()
-    for row in rows:
-        if row.get("status") == "ok" and row.get("timings_ms"):
-            figure.add_trace(go.Box(y=row["timings_ms"], name=row["variant"], boxpoints="outliers"))
+    for row in timed:
+        name = str(row["variant"])
+        figure.add_trace(go.Box(y=row["timings_ms"], name=name, boxpoints="outliers",
+                                marker_color=variant_colour(name, row.get("kind"))))
+    axis, beyond, slowest = box_axis([row["timings_ms"] for row in timed])
+    if beyond:
+        figure.add_annotation(text=f"{beyond} timed run(s) beyond the axis, not shown (slowest {slowest:.3g} ms)",
+                              xref="paper", yref="paper", x=1, y=1.02, xanchor="right", yanchor="bottom",
+                              showarrow=False, font={"size": 11, "color": "#555"})
     runtime = next((f"{r['runtime']} {r['runtime_version']}, {r['threads']} thread(s)"
                     for r in rows if r.get("runtime")), "")
     figure.update_layout(title=f"Latency of each timed run ({runtime})", yaxis_title="ms", showlegend=False,
                          height=420)
+    figure.update_yaxes(**axis)
     return figure
 
 
@@ -185,25 +226,55 @@ def per_class_accuracies(row: dict[str, Any], output: str | None = None) -> dict
     return found if isinstance(found, dict) and found else None
 
 
+def _wrapped(names: list[str], per_line: int = 6) -> str:
+    """Names joined by commas, a line break every ``per_line`` (an annotation does not wrap by itself)."""
+    return ",<br>".join(", ".join(names[i:i + per_line]) for i in range(0, len(names), per_line))
+
+
+def _no_change_figure(figure: go.Figure, text: str) -> go.Figure:
+    """The per-class chart when there is nothing to draw: the reason in words instead of empty axes."""
+    figure.add_annotation(text=text, xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False,
+                          font={"size": 15})
+    figure.update_layout(xaxis={"visible": False}, yaxis={"visible": False}, plot_bgcolor="rgba(0,0,0,0)",
+                         height=220)
+    return figure
+
+
 def per_class_delta_figure(rows: list[dict[str, Any]], class_names: list[str] | None = None,
                            output: str | None = None) -> go.Figure:
     """Per-class accuracy change of each variant against float32 (classification outputs only): of the
-    headline output, or of ``output`` of a model with several outputs."""
+    headline output, or of ``output`` of a model with several outputs. When no variant changed any class
+    (or there is no float32 reference), the figure says so in words."""
     reference = next((r for r in rows if r.get("kind") == "float32" and per_class_accuracies(r, output)), None)
     figure = go.Figure()
-    if reference is not None:
-        before = per_class_accuracies(reference, output) or {}
-        classes = sorted(before, key=int)
-        labels = [class_names[int(c)] if class_names and int(c) < len(class_names) else c for c in classes]
-        for row in rows:
-            after = per_class_accuracies(row, output)
-            if row is reference or not after:
-                continue
-            figure.add_trace(go.Bar(x=labels, y=[100 * (after.get(c, 0.0) - before[c]) for c in classes],
-                                    name=row["variant"]))
     title = "Accuracy change per class against float32" + (f" (output {output})" if output else "")
     figure.update_layout(title=title, xaxis_title="class", yaxis_title="percentage points", barmode="group",
                          height=420)
+    if reference is None:
+        return _no_change_figure(figure, "No per-class accuracy of a float32 reference to compare against.")
+    before = per_class_accuracies(reference, output) or {}
+    classes = sorted(before, key=int)
+    labels = [class_names[int(c)] if class_names and int(c) < len(class_names) else c for c in classes]
+    unchanged = []
+    for row in rows:
+        after = per_class_accuracies(row, output)
+        if row is reference or not after:
+            continue
+        change = [100 * (after.get(c, 0.0) - before[c]) for c in classes]
+        if not any(abs(points) > 1e-9 for points in change):
+            unchanged.append(str(row["variant"]))
+        figure.add_trace(go.Bar(x=labels, y=change, name=row["variant"],
+                                marker_color=variant_colour(str(row["variant"]), row.get("kind"))))
+    if not figure.data:
+        return _no_change_figure(figure, "No variant besides float32 has a per-class accuracy.")
+    if len(unchanged) == len(figure.data):
+        figure.data = ()
+        return _no_change_figure(figure, "<b>No per-class change</b><br>every variant gets each class as right as "
+                                         f"float32 does:<br>{_wrapped(unchanged)}")
+    if unchanged:
+        figure.add_annotation(text=f"No change in any class: {', '.join(unchanged)}", xref="paper", yref="paper",
+                              x=0, y=1.02, xanchor="left", yanchor="bottom", showarrow=False,
+                              font={"size": 11, "color": "#555"})
     return figure
 
 
@@ -216,11 +287,11 @@ def layer_error_figure(layers: list[dict[str, Any]]) -> go.Figure:
     labels = [f"{row['graph_order']}: {row['op_name']}" for row in ordered]
     figure = go.Figure(go.Bar(
         x=labels, y=[row["rmse_per_scale"] for row in ordered],
-        marker={"color": [_FRONT_COLOUR if row["flagged"] else _OK_COLOUR for row in ordered]},
+        marker={"color": [_FLAG_COLOUR if row["flagged"] else _OK_COLOUR for row in ordered]},
         customdata=[[row["tensor_name"], row["sensitivity_rank"]] for row in ordered],
         hovertemplate="%{customdata[0]}<br>RMSE/scale %{y:.3f}<br>rank %{customdata[1]}<extra></extra>"))
     figure.add_hline(y=NOISE_RMSE_PER_SCALE, line_dash="dot", annotation_text="rounding noise 1/sqrt(12)")
-    figure.add_hline(y=FLAG_FACTOR * NOISE_RMSE_PER_SCALE, line_dash="dash", line_color=_FRONT_COLOUR,
+    figure.add_hline(y=FLAG_FACTOR * NOISE_RMSE_PER_SCALE, line_dash="dash", line_color=_FLAG_COLOUR,
                      annotation_text="flag threshold")
     figure.update_layout(title="int8 error by layer (graph order)", yaxis_title="RMSE / quantization scale",
                          height=420)
@@ -243,6 +314,8 @@ def search_curve_figure(curve: list[dict[str, Any]], float_accuracy: float) -> g
     figure.add_trace(go.Scatter(x=ks, y=[p.get("latency_ms_p50") for p in curve], mode="lines+markers",
                                 name="latency p50"), row=3, col=1)
     figure.update_xaxes(title_text="layers kept float (k)", dtick=1, row=3, col=1)
+    figure.update_yaxes(range=list(percent_range([p["accuracy"] for p in curve] + [float_accuracy])),
+                        tickformat=".1%", row=1, col=1)
     figure.update_layout(title="Selective quantization: cost and recovery per layer kept float", height=620,
                          showlegend=False)
     return figure
@@ -252,9 +325,12 @@ def calibration_study_figure(points: list[dict[str, Any]], float_accuracy: float
     """Full-int8 accuracy against the number of calibration samples, one marker per seed."""
     figure = go.Figure(go.Scatter(
         x=[p["calibration_samples"] for p in points], y=[p["accuracy"] for p in points], mode="markers",
-        text=[f"seed {p['seed']}" for p in points], marker={"size": 10}, name="int8"))
+        text=[f"seed {p['seed']}" for p in points], marker={"size": 10, "color": variant_colour("int8")},
+        name="int8", hovertemplate="%{x} samples, %{text}: %{y:.2%}<extra></extra>"))
     if float_accuracy is not None:
         figure.add_hline(y=float_accuracy, line_dash="dot", annotation_text="float32")
+    accuracies = [p["accuracy"] for p in points] + ([float_accuracy] if float_accuracy is not None else [])
     figure.update_layout(title="int8 accuracy by calibration set size", xaxis_title="calibration samples",
                          xaxis_type="log", yaxis_title="accuracy", height=400)
+    figure.update_yaxes(range=list(percent_range(accuracies)), tickformat=".1%")
     return figure

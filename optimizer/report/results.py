@@ -8,9 +8,12 @@ pages draw from.
 from __future__ import annotations
 
 import importlib.metadata
+import io
 import json
 import math
 import platform
+import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,8 +22,8 @@ import pandas as pd
 
 from optimizer.errors import InvalidOption
 
-if TYPE_CHECKING:  # only the type: charts (plotly) stays out of the runner processes that save results
-    from optimizer.report.charts import Budget
+if TYPE_CHECKING:  # only the type: the report modules stay out of the runner processes that save results
+    from optimizer.report.recommend import Budget
 
 COLUMNS = [
     "variant", "kind", "label", "status", "error",
@@ -170,14 +173,18 @@ class VariantResult:
     conversion_s: float | None = None
     latency_ms_p50: float | None = None
     latency_ms_p95: float | None = None
-    latency_verdict: str | None = None
+    latency_ms_p50_ci_low: float | None = None  # 95% interval of the median (order statistics)
+    latency_ms_p50_ci_high: float | None = None
+    latency_verdict: str | None = None  # against float32: "faster", "slower" or "same"
     memory_peak_bytes: int | None = None
     memory_model_bytes: int | None = None
     metric: str | None = None
     accuracy: float | None = None
     mae: float | None = None
     accuracy_delta: float | None = None
-    accuracy_verdict: str | None = None
+    accuracy_delta_ci_low: float | None = None  # paired bootstrap 95% interval of accuracy_delta
+    accuracy_delta_ci_high: float | None = None
+    accuracy_verdict: str | None = None  # against float32: "within noise" or "significant" (McNemar)
     mcnemar_p: float | None = None
     flips: int | None = None
     fidelity_top1_agreement: float | None = None
@@ -211,11 +218,15 @@ class VariantResult:
             size_bytes=_int(row.get("size_bytes")), gzip_bytes=_int(row.get("gzip_bytes")),
             size_ratio=_float(row.get("size_ratio")), conversion_s=_float(row.get("conversion_s")),
             latency_ms_p50=_float(row.get("latency_ms_p50")), latency_ms_p95=_float(row.get("latency_ms_p95")),
+            latency_ms_p50_ci_low=_float(row.get("latency_ms_p50_ci_low")),
+            latency_ms_p50_ci_high=_float(row.get("latency_ms_p50_ci_high")),
             latency_verdict=_text(row.get("latency_verdict")),
             memory_peak_bytes=_int(row.get("memory_peak_bytes")),
             memory_model_bytes=_int(row.get("memory_model_bytes")),
             metric=_text(row.get("metric")), accuracy=_float(row.get("accuracy")), mae=_float(row.get("mae")),
             accuracy_delta=_float(row.get("accuracy_delta")), accuracy_verdict=_text(row.get("accuracy_verdict")),
+            accuracy_delta_ci_low=_float(row.get("accuracy_delta_ci_low")),
+            accuracy_delta_ci_high=_float(row.get("accuracy_delta_ci_high")),
             mcnemar_p=_float(row.get("mcnemar_p")), flips=_int(row.get("flips")),
             fidelity_top1_agreement=_float(row.get("fidelity_top1_agreement")),
             fidelity_snr_db=_float(row.get("fidelity_snr_db")),
@@ -242,6 +253,11 @@ class VariantResult:
     def failed_reason(self) -> str | None:
         """Why this variant did not come out (None when it did)."""
         return None if self.ok else self.error or NO_REASON
+
+
+def reference_of(variants: Sequence[VariantResult]) -> VariantResult | None:
+    """The float32 variant every other is compared with, when it came out ok."""
+    return next((v for v in variants if v.kind == REFERENCE_KIND and v.ok), None)
 
 
 @dataclass(frozen=True)
@@ -356,7 +372,7 @@ class StoredRun:
     @property
     def reference(self) -> VariantResult | None:
         """The float32 variant every other is compared with, when it came out ok."""
-        return next((v for v in self.variants if v.kind == REFERENCE_KIND and v.ok), None)
+        return reference_of(self.variants)
 
     @property
     def measured(self) -> tuple[VariantResult, ...]:
@@ -428,6 +444,19 @@ class StoredRun:
             table.insert(1, "within_budget", budget.passes(frame).where(frame["status"] == "ok", False).values)
         return table
 
+    def human_table(self, budget: Budget | None = None, extra: Sequence[str] = ()) -> pd.DataFrame:
+        """The results table for people (``optimizer.report.tables.human_table``): units in the titles, the
+        quality figure next to the variant, failures with their reason, ``extra`` columns as asked."""
+        from optimizer.report.tables import human_table
+
+        return human_table(self.rows, budget, extra)
+
+    def extra_columns(self) -> dict[str, str]:
+        """The columns a user can add to :meth:`human_table`, key -> title."""
+        from optimizer.report.tables import extra_columns
+
+        return extra_columns(self.rows)
+
     def significance_table(self) -> pd.DataFrame:
         """'Is the difference real?': accuracy and latency of each variant against float32, with intervals."""
         return self._frame[[c for c in SIGNIFICANCE_COLUMNS if c in self._frame.columns]].copy()
@@ -438,6 +467,31 @@ class StoredRun:
     def json_text(self) -> str:
         """The run as results.json holds it: manifest plus rows."""
         return json.dumps(_json_safe({"manifest": self.manifest, "rows": self.rows}), indent=2, default=str)
+
+    def manifest_text(self) -> str:
+        """The run's manifest as manifest.json holds it."""
+        return json.dumps(_json_safe(self.manifest), indent=2, default=str)
+
+    def bundle(self, report_html: str | None = None) -> bytes:
+        """Everything a run produced, as one zip built in memory, under a folder named after the run: each
+        variant's ``.tflite`` and recipe, ``results.csv``, ``results.json``, ``manifest.json`` and ``report.html``.
+        Only files inside the run folder are read; a results file the folder lacks is written from this view,
+        and ``report_html`` (the HTML report as the page draws it) replaces the folder's ``report.html``."""
+        root = self.job_dir.resolve()
+        generated = {"results.csv": self.csv_text, "results.json": self.json_text, "manifest.json": self.manifest_text}
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            for path in dict.fromkeys([*self.tflite_files.values(), *self.recipe_files.values()]):
+                archive.write(path, f"{self.id}/{path.relative_to(root).as_posix()}")
+            for name, text in generated.items():
+                stored = _inside(self.job_dir, name)
+                archive.writestr(f"{self.id}/{name}", stored.read_bytes() if stored else text())
+            stored_report = _inside(self.job_dir, "report.html")
+            if report_html is not None:
+                archive.writestr(f"{self.id}/report.html", report_html)
+            elif stored_report is not None:
+                archive.writestr(f"{self.id}/report.html", stored_report.read_bytes())
+        return buffer.getvalue()
 
 
 def combined_frame(runs: dict[str, StoredRun]) -> pd.DataFrame:

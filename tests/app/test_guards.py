@@ -57,7 +57,9 @@ def test_compare_explains_a_cancelled_a_failed_and_a_partly_failed_run(runs_dir)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert "int16x8 (failed): calibration diverged" in _texts(at.warning)
-    assert list(at.dataframe[0].value["variant"]) == ["float32", "int16x8"]
+    table = at.dataframe[0].value
+    assert list(table["Variant"]) == ["float32", "int16x8"]
+    assert list(table["Status"]) == ["ok", "✗ failed: calibration diverged"]
 
 
 def test_a_run_id_that_does_not_exist_says_so(runs_dir):
@@ -79,7 +81,7 @@ def test_run_is_off_after_a_refused_model(runs_dir, tmp_path):
     at.switch_page("pages/1_Model_and_data.py").run()
     refusal = _texts(at.error)
     assert "Archive refused: notes.keras: expected a zip archive" in refusal
-    for page, button in (("pages/2_Variants_and_run.py", "run_button"), ("app.py", "home_run")):
+    for page, button in (("pages/2_Variants_and_run.py", "run_button"), ("pages/0_Home.py", "home_run")):
         at.switch_page(page).run()
         assert not at.exception, [e.value for e in at.exception]
         assert at.button(key=button).disabled, page

@@ -111,9 +111,14 @@ def test_compare_of_two_heads_shows_each_output_and_plots_the_chosen_one(runs_di
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     table = at.dataframe[0].value
-    assert {"digit: accuracy", "digit: accuracy_delta", "ink: mae", "ink: rmse", "ink: mae_delta"} <= set(table.columns)
-    assert "warnings" not in table.columns  # listed above the table instead
+    assert {"digit: accuracy (%)", "digit: accuracy_delta (pts)", "ink: mae", "ink: mae_delta"} <= set(table.columns)
+    assert "Warnings" not in table.columns and "warnings" not in table.columns  # listed above the table instead
     assert list(table["ink: mae"]) == pytest.approx([0.1, 0.15])
+    assert list(table["digit: accuracy (%)"]) == pytest.approx([90.0, 85.0])
+    assert "ink: rmse" not in table.columns  # each output's other figures are in the column picker
+    at.multiselect(key=f"table_columns_{run_id}").set_value(["ink: rmse"]).run()
+    assert list(at.dataframe[0].value["ink: rmse"]) == pytest.approx([0.12, 0.18])
+    assert {"digit: accuracy", "ink: rmse"} <= set(at.dataframe[1].value.columns)  # the stored columns, as stored
     assert any("`<output>: <figure>`" in c.value and "accuracy output `digit`" in c.value for c in at.caption)
     assert any("- **int8**: quantized nothing: every op stayed float\n- **int8**: ink drifted" in w.value
                for w in at.warning)

@@ -16,8 +16,10 @@ from streamlit.testing.v1 import AppTest
 from optimizer.jobs.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = ["app.py", "pages/1_Model_and_data.py", "pages/2_Variants_and_run.py", "pages/3_Compare.py",
+# The pages; app.py is the entry point that lists them for the sidebar (st.navigation), Home first.
+PAGES = ["pages/0_Home.py", "pages/1_Model_and_data.py", "pages/2_Variants_and_run.py", "pages/3_Compare.py",
          "pages/4_History.py"]
+ENTRY = "app.py"
 
 
 def _app(page: str) -> AppTest:
@@ -42,11 +44,22 @@ def _wait_done(runs_dir: Path, timeout: float = 240) -> dict:
     pytest.fail(f"no run finished; runs: {store.list()}")
 
 
-@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("page", [ENTRY, *PAGES])
 def test_every_page_renders_without_a_run(runs_dir, page):
     at = _app(page).run()
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
+
+
+def test_the_sidebar_lists_home_first_then_the_pages(runs_dir):
+    at = _app(ENTRY).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert [t.value for t in at.title] == ["TFLite Optimization Studio"]  # the default page: Home
+    registered = at._registered_pages.values()  # what st.navigation registered (AppTest has no public view)
+    assert [page["page_name"] for page in registered] == ["Home", "Model and data", "Variants and run", "Compare",
+                                                          "History"]
+    assert [page["url_pathname"] for page in registered] == ["", "Model_and_data", "Variants_and_run", "Compare",
+                                                             "History"]  # the addresses the browser tests open
 
 
 def test_flow_choose_sample_pick_variants_run_and_compare(runs_dir):
@@ -69,19 +82,20 @@ def test_flow_choose_sample_pick_variants_run_and_compare(runs_dir):
 
     at.switch_page("pages/3_Compare.py").run()
     assert not at.exception, [e.value for e in at.exception]
-    table = at.dataframe[0].value
-    assert list(table["variant"]) == ["float32", "float16", "int8_io"]
+    table, raw = at.dataframe[0].value, at.dataframe[1].value  # for people, and every stored column
+    assert list(table["Variant"]) == list(raw["variant"]) == ["float32", "float16", "int8_io"]
     stored = {r["variant"]: r for r in record["rows"]}
-    for _, row in table.iterrows():
+    for (_, row), (_, shown) in zip(raw.iterrows(), table.iterrows(), strict=True):
         assert row["size_bytes"] == stored[row["variant"]]["size_bytes"]
         assert row["accuracy"] == pytest.approx(stored[row["variant"]]["accuracy"])
+        assert shown["Accuracy (%)"] == pytest.approx(100 * stored[row["variant"]]["accuracy"], abs=0.005)
     figure = json.loads(at.get("plotly_chart")[0].proto.spec)
     points = {name: (x, y) for trace in figure["data"] if trace.get("mode") == "markers+text"
               for name, x, y in zip(trace["text"], _array(trace["x"]), _array(trace["y"]), strict=True)}
     assert set(points) == set(stored)
     for name, (x, y) in points.items():
         assert x == stored[name]["size_bytes"] and y == pytest.approx(stored[name]["latency_ms_p50"])
-    assert any("Recommended" in m.value for m in at.markdown)
+    assert any("Recommended" in h.value for h in at.subheader)
 
     for page in PAGES:
         at.switch_page(page).run()
@@ -106,7 +120,7 @@ def test_the_streamlit_process_never_imports_tensorflow(tmp_path):
         os.environ["STUDIO_RUNS_DIR"] = {str(tmp_path / 'runs')!r}
         os.environ["STUDIO_WARM"] = "0"
         from streamlit.testing.v1 import AppTest
-        for page in {PAGES!r}:
+        for page in {[ENTRY, *PAGES]!r}:
             at = AppTest.from_file({str(ROOT)!r} + "/" + page, default_timeout=120).run()
             assert not at.exception, [e.value for e in at.exception]
         assert "tensorflow" not in sys.modules, "tensorflow was imported"

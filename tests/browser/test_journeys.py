@@ -46,6 +46,7 @@ def _points_in_first_chart(page) -> list[str]:
 
 def test_default_comparison_chart_and_csv(server, page):
     page.goto(server.url)
+    expect(page.locator('[data-testid="stSidebarNav"]').get_by_text("Home", exact=True)).to_be_visible()
     page.get_by_role("button", name="Run the default comparison").click()
     expect(page.get_by_text(re.compile(r"Run .* finished\."))).to_be_visible(timeout=RUN_TIMEOUT_MS)
     page.get_by_role("link", name="Open the comparison").click()

@@ -73,7 +73,7 @@ def test_two_heads_are_mapped_run_and_compared_per_output(server, page, tmp_path
 
     expect(page.get_by_text(re.compile(r"Columns named <output>: <figure> hold each output's own figures"))) \
         .to_be_visible(timeout=60_000)
-    _expect_table_columns(page, ["digit: accuracy", "digit: accuracy_delta", "ink: mae", "ink: rmse"])
+    _expect_table_columns(page, ["digit: accuracy (%)", "digit: accuracy_delta (pts)", "ink: mae", "ink: mae_delta"])
     axis = page.get_by_role("combobox", name="Accuracy axis: output")
     expect(axis).to_have_value("digit")  # the run's accuracy output
     _open_tab(page, "Latency vs digit: accuracy")
