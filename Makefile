@@ -9,14 +9,17 @@ ADDRESS ?= 127.0.0.1
 .PHONY: run test lint install install-dev browser samples benchmark clean
 
 $(PY):
+	@echo "Creating the virtual environment $(VENV)..."
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
 $(VENV)/.stamp-runtime: requirements.txt | $(PY)
+	@echo "Installing the pinned packages (TensorFlow, LiteRT, Streamlit...) into $(VENV), once: several minutes and about 3 GB on a fresh machine..."
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
 $(VENV)/.stamp-dev: requirements-dev.txt requirements.txt | $(PY)
+	@echo "Installing the pinned packages and the test tools (pytest, Playwright, ruff, mypy) into $(VENV), once: several minutes on a fresh machine..."
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@ $(VENV)/.stamp-runtime
 
@@ -25,6 +28,7 @@ install: $(VENV)/.stamp-runtime
 install-dev: $(VENV)/.stamp-dev
 
 run: install
+	@echo "Starting the app at http://$(ADDRESS):$(PORT) (Ctrl+C stops it)..."
 	$(PY) -m streamlit run app.py --server.address $(ADDRESS) --server.port $(PORT)
 
 # The browser tests drive Debian's Chromium (Playwright's own browser download does not work here).

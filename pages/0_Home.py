@@ -11,7 +11,9 @@ st.markdown(
     "Measure each one honestly: file and gzip size, latency on LiteRT, memory, accuracy and fidelity.  \n"
     "Compare them on trade-off charts and download the one to ship."
 )
-store = services.store()
+# The first visit of a server starts the job scheduler (and its standby runner) and opens the run store.
+with st.spinner("Getting ready: starting the job scheduler and opening the run store..."):
+    store = services.store()
 run_id = widgets.followed_run(store)
 choice = state.selection()
 st.markdown(widgets.inputs_in_use(choice))

@@ -53,9 +53,13 @@ def test_default_comparison_chart_and_csv(server, page):
     try:
         expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=60_000)
         page.wait_for_function("() => document.querySelector('.js-plotly-plot')?.data?.length > 0")
+        page.set_viewport_size({"width": 1280, "height": 1000})
         _save_compare_screenshot(page)
         variants = sorted(_points_in_first_chart(page))
         assert variants == sorted(["float32", "float16", "dynamic_range", "int8", "int8_io", "int16x8"])
+        _check_headline(page, variants)
+        _check_accuracy_column_in_view(page)
+        _check_chart_labels_apart(page)
         with page.expect_download() as download_info:
             page.get_by_role("button", name="Results CSV").click()
         csv_path = download_info.value.path()
@@ -66,6 +70,59 @@ def test_default_comparison_chart_and_csv(server, page):
     except Exception:
         _save_compare_screenshot(page)
         raise
+
+
+def _check_headline(page, variants: list[str]) -> None:
+    """widgets.recommendation_headline: "Recommended: `<variant>`", a sentence, and the Size, Latency p50 and
+    Accuracy cards."""
+    heading = page.get_by_role("heading", name=re.compile(r"^Recommended: "))
+    expect(heading).to_be_visible()
+    assert heading.inner_text().removeprefix("Recommended: ").strip("` ") in variants
+    cards = page.locator('[data-testid="stMetric"]')
+    expect(cards).to_have_count(3)
+    assert [c.locator('[data-testid="stMetricLabel"]').inner_text().strip() for c in cards.all()] == \
+        ["Size", "Latency p50", "Accuracy"]
+    for card in cards.all():
+        expect(card).to_be_in_viewport()
+
+
+def _check_accuracy_column_in_view(page) -> None:
+    """At 1280 px the results table (a canvas) shows its accuracy column unscrolled: the grid's accessible
+    table lists the header cells of the columns in its visible region only (the last ones are cut off), and the
+    grid lies within the viewport, scrolled to its left edge, on a page that does not scroll sideways."""
+    table = page.locator('[data-testid="stDataFrame"]').first
+    expect(table.locator('[role="columnheader"]', has_text="Accuracy (%)")).to_have_count(1)  # zero-size: hidden
+    seen = table.evaluate("""t => {
+        const box = t.getBoundingClientRect(), scroller = t.querySelector('.dvn-scroller');
+        return {left: box.left, right: box.right, scrollLeft: scroller.scrollLeft,
+                page: document.documentElement.scrollWidth, viewport: window.innerWidth,
+                headers: Array.from(t.querySelectorAll('[role="columnheader"]')).map(h => h.textContent)};
+    }""")
+    assert seen["headers"][:2] == ["Variant", "Accuracy (%)"], seen
+    assert seen["left"] >= 0 and seen["right"] <= 1280 and seen["scrollLeft"] == 0, seen
+    assert seen["page"] <= seen["viewport"], seen
+
+
+def _check_chart_labels_apart(page) -> None:
+    """No two point labels of a trade-off chart overlap, in every tab. Each label's box is its rendered text
+    element, trimmed to the font size's height (the element's box adds the line spacing above and below)."""
+    for tab in page.get_by_role("tab").all():
+        tab.click()
+        plot = page.locator('[role="tabpanel"]:visible .js-plotly-plot').first
+        expect(plot).to_be_visible()
+        page.wait_for_timeout(500)
+        boxes = plot.evaluate("""p => Array.from(p.querySelectorAll('.textpoint text')).map(t => {
+            const b = t.getBoundingClientRect(), size = parseFloat(getComputedStyle(t).fontSize);
+            const inset = Math.max(0, (b.height - size) / 2);
+            return {text: t.textContent, left: b.left, right: b.right, top: b.top + inset, bottom: b.bottom - inset};
+        })""")
+        assert len(boxes) == 6, (tab.inner_text(), boxes)
+        for i, a in enumerate(boxes):
+            for b in boxes[i + 1:]:
+                apart = a["right"] <= b["left"] or b["right"] <= a["left"] or \
+                    a["bottom"] <= b["top"] or b["bottom"] <= a["top"]
+                assert apart, (tab.inner_text(), a, b)
+    page.get_by_role("tab").first.click()
 
 
 def _save_compare_screenshot(page) -> None:
