@@ -133,7 +133,8 @@ if run.with_recipe:
     recipe_text = recipe_path.read_text() if recipe_path else ""
     st.download_button(f"Download {recipe_variant}.py", recipe_text, file_name=f"{recipe_variant}.py",
                        key="download_recipe")
-    with st.expander("Show the code", expanded=not run.variant(recipe_variant).training):
+    # Drawn only when asked: the code view loads a 1.5 MB syntax highlighter into the browser.
+    if st.toggle("Show the code", key="show_recipe", value=not run.variant(recipe_variant).training):
         st.code(recipe_text if len(recipe_text) < 20_000 else recipe_text[:20_000] + "\n# ... (download for the rest)",
                 language="python")
 
@@ -144,13 +145,15 @@ if run.produced:
     if tflite is not None:
         st.download_button(f"Download {tflite.name}", tflite.read_bytes(), file_name=f"{name}.tflite",
                            key="download_tflite")
-report = html_report(run.rows, run.manifest, budget, axis_output, priority)
+# The HTML report (megabytes, with plotly inline) is built only when a button asks for it.
+report = functools.partial(html_report, run.rows, run.manifest, budget, axis_output, priority)
 cols = st.columns(4)
 cols[0].download_button("Results CSV", run.csv_text(), file_name="results.csv", mime="text/csv", key="download_csv")
 cols[1].download_button("Results JSON", run.json_text(), file_name="results.json", mime="application/json",
                         key="download_json")
-cols[2].download_button("HTML report", report, file_name="report.html", mime="text/html", key="download_report")
+cols[2].download_button("HTML report", report, file_name="report.html", mime="text/html", key="download_report",
+                        on_click="ignore")
 # The zip is built only when clicked (a callable), and the click does not rerun the page.
-cols[3].download_button("Download all (zip)", functools.partial(run.bundle, report), file_name=f"{run.id}.zip",
+cols[3].download_button("Download all (zip)", lambda: run.bundle(report()), file_name=f"{run.id}.zip",
                         mime="application/zip", key="download_all", on_click="ignore",
                         help="Every .tflite, each recipe, results CSV/JSON, the manifest and this HTML report.")
