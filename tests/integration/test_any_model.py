@@ -121,10 +121,11 @@ def test_bert_shaped_encoder_with_three_int32_inputs(tmp_path):
 
 
 @pytest.mark.parametrize("build", [models.text_embedding, models.uint8_images], ids=["int32_tokens", "uint8_pixels"])
-def test_integer_inputs_keep_their_dtype_through_int8(tmp_path, build):
+def test_integer_inputs_keep_their_dtype_through_int8_and_qat(tmp_path, build):
     built = build(tmp_path)
-    result = _run(built, tmp_path / "run", kinds=["float32", "int8", "int8_io"])
+    result = _run(built, tmp_path / "run", kinds=["float32", "int8", "int8_io", "qat"])
     rows = _all_measured(result, may_fail=())
+    assert rows["qat"]["accuracy"] > rows["float32"]["accuracy"] - 0.1  # QAT converts and is evaluated
     stored = np.load(result.out_dir / "work" / "calib_x.npy")
     assert stored.dtype == np.load(built.data)["x"].dtype  # int32 token ids, uint8 pixels: never cast to float
     assert rows["float32"]["accuracy"] > 0.9
