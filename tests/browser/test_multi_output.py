@@ -38,7 +38,8 @@ def _expect_table_columns(page, columns: list[str]) -> None:
     """The results table draws on a canvas; its column menu (Show/hide columns) lists the columns as text."""
     table = page.locator('[data-testid="stDataFrame"]').first
     table.hover()
-    table.page.get_by_role("button", name="Show/hide columns").first.click()
+    # The toolbar button shows on hover, but the grid's scroller can lie over it: click the button itself.
+    table.page.get_by_role("button", name="Show/hide columns").first.dispatch_event("click")
     for column in columns:
         expect(page.get_by_role("checkbox", name=column, exact=True).first).to_be_checked()
     page.keyboard.press("Escape")
