@@ -55,6 +55,20 @@ def bind(wanted: Sequence[str], found: Sequence[str], what: str) -> dict[str, st
     return bound
 
 
+def by_name(names: Sequence[str], given: Any, what: str, error: type[Exception] = ModelRejected) -> Arrays:
+    """``{name: array}`` in ``names``' order from what a caller gave: a dict keyed by those names or, for a
+    one-input model, one bare array. Anything else is refused with the names it needs."""
+    names = list(names)
+    if not isinstance(given, Mapping):
+        if len(names) != 1:
+            raise error(f"{what}: the model has inputs {names}; give a dict keyed by those names")
+        return {names[0]: np.asarray(given)}
+    missing = [name for name in names if name not in given]
+    if missing:
+        raise error(f"{what}: no arrays for input(s) {missing}; the model has inputs {names}")
+    return {name: np.asarray(given[name]) for name in names}
+
+
 def sample_count(arrays: Mapping[str, np.ndarray]) -> int:
     """How many samples the arrays hold (they all hold the same number; intake checks it)."""
     return len(next(iter(arrays.values()))) if arrays else 0

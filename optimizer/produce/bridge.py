@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from optimizer.errors import ModelRejected
+from optimizer.tensors import by_name
 
 # Keras 3 config keys tf_keras does not know, dropped only when they hold the value that means "off".
 _BENIGN_EXTRA_KEYS: dict[str, Any] = {"optional": False, "synchronized": False, "lora_rank": None,
@@ -408,17 +409,9 @@ def random_inputs(model: Any, samples: int = 8) -> dict[str, np.ndarray]:
 def check_inputs_for(model: Any, check_inputs: Any) -> dict[str, np.ndarray]:
     """``{input name: array}`` from what the caller gave: a dict by name, one array for a one-input model,
     or None (random inputs)."""
-    names = input_names(model)
     if check_inputs is None:
         return random_inputs(model)
-    if not isinstance(check_inputs, dict):
-        if len(names) != 1:
-            raise ModelRejected(f"check_inputs: the model has inputs {names}; give a dict keyed by those names")
-        return {names[0]: np.asarray(check_inputs)}
-    missing = [n for n in names if n not in check_inputs]
-    if missing:
-        raise ModelRejected(f"check_inputs: no arrays for input(s) {missing}; the model has inputs {names}")
-    return {n: np.asarray(check_inputs[n]) for n in names}
+    return by_name(input_names(model), check_inputs, "check_inputs")
 
 
 def predict_all(model: Any, inputs: dict[str, np.ndarray]) -> list[np.ndarray]:

@@ -21,6 +21,7 @@ import numpy as np
 from optimizer.errors import InvalidOption, VariantFailed
 from optimizer.produce.bridge import EQUIVALENCE_TOLERANCE, largest_difference
 from optimizer.produce.calibration import representative_dataset, representative_samples
+from optimizer.tensors import by_name
 from optimizer.variants import INT8, VariantKind, VariantSpec
 
 ProgressCallback = Callable[[dict[str, Any]], None]
@@ -494,19 +495,6 @@ def _input_names(trained: TrainedModel) -> list[str]:
     return trained.input_names or [str(name) for name in trained.model.input_names]
 
 
-def _calibration_by_name(trained: TrainedModel, calibration: Any) -> dict[str, np.ndarray]:
-    """Calibration arrays keyed by the .tflite's input names (a bare array for a one-input model)."""
-    names = _input_names(trained)
-    if not isinstance(calibration, dict):
-        if len(names) != 1:
-            raise VariantFailed(f"calibration: the model has inputs {names}; give a dict keyed by those names")
-        return {names[0]: np.asarray(calibration)}
-    missing = [name for name in names if name not in calibration]
-    if missing:
-        raise VariantFailed(f"calibration: no arrays for input(s) {missing}; the model has inputs {names}")
-    return {name: np.asarray(calibration[name]) for name in names}
-
-
 def _export(trained: TrainedModel, folder: str) -> None:
     """A SavedModel of the model's serving function only, inputs and outputs keyed by the twin's names.
 
@@ -545,7 +533,7 @@ def convert_trained(trained: TrainedModel, calibration: Any, samples: int = 200)
         _export(trained, scratch)
         converter = tf.lite.TFLiteConverter.from_saved_model(scratch)
         if trained.int8:
-            arrays = _calibration_by_name(trained, calibration)
+            arrays = by_name(_input_names(trained), calibration, "calibration", VariantFailed)
             INT8.apply(converter, representative_dataset(representative_samples(arrays, samples)))
         return bytes(converter.convert())
 

@@ -2,8 +2,10 @@
 
 import pytest
 
-from optimizer.errors import ModelRejected
-from optimizer.tensors import bind, short_name
+import numpy as np
+
+from optimizer.errors import ModelRejected, VariantFailed
+from optimizer.tensors import bind, by_name, short_name
 
 
 def test_exact_names_and_converter_decorations():
@@ -23,3 +25,13 @@ def test_names_that_do_not_match_are_refused_not_guessed():
         bind(["a", "b"], ["a", "c"], "inputs")
     with pytest.raises(ModelRejected, match=r"expected 2 tensor\(s\)"):
         bind(["a", "b"], ["a"], "inputs")
+
+
+def test_arrays_by_input_name_from_a_dict_or_one_bare_array():
+    image, stats = np.zeros((2, 4)), np.ones((2, 3))
+    assert list(by_name(["stats", "image"], {"image": image, "stats": stats, "extra": image}, "x")) == ["stats", "image"]
+    assert by_name(["image"], image, "x")["image"] is not None
+    with pytest.raises(VariantFailed, match=r"calibration: no arrays for input\(s\) \['stats'\]"):
+        by_name(["image", "stats"], {"image": image}, "calibration", VariantFailed)
+    with pytest.raises(ModelRejected, match="give a dict keyed by those names"):
+        by_name(["image", "stats"], image, "check_inputs")
