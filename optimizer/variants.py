@@ -352,6 +352,16 @@ def spec_with_options(kind: str, options: dict[str, Any], name: str = "") -> Var
     return VariantSpec(kind, chosen, name=name)
 
 
+def check_sources(specs: list[VariantSpec], source: SourceFormat) -> None:
+    """Refuse a kind that cannot be made from this source (a training kind from a .tflite, for instance)."""
+    for spec in specs:
+        if source not in spec.info.sources:
+            can = ", ".join(default_kinds(source))
+            raise InvalidOption(
+                f"variant {spec.kind} cannot be made from a {source.value} model; possible: {can}"
+            )
+
+
 def parse_variant_list(text: str, source: SourceFormat,
                        training_options: dict[str, Any] | None = None) -> list[VariantSpec]:
     """Parse a comma-separated list of kinds or aliases (CLI ``--variants``); ``all``/empty means every
@@ -364,12 +374,7 @@ def parse_variant_list(text: str, source: SourceFormat,
         kind, options = ALIASES.get(name, (name, {}))
         given = {k: v for k, v in (training_options or {}).items() if v is not None}
         specs.append(spec_with_options(kind, {**options, **given}, name=name))
-    for spec in specs:
-        if source not in spec.info.sources:
-            can = ", ".join(default_kinds(source))
-            raise InvalidOption(
-                f"variant {spec.kind} cannot be made from a {source.value} model; possible: {can}"
-            )
+    check_sources(specs, source)
     if VariantKind.FLOAT32 not in {s.kind for s in specs}:
         specs.insert(0, VariantSpec(VariantKind.FLOAT32))  # fidelity is measured against it
     return specs

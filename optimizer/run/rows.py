@@ -26,7 +26,7 @@ class VariantRow:
         self.spec = spec
         self._lock = threading.Lock()
         self._data: dict[str, Any] = {"variant": spec.name, "kind": str(spec.kind), "label": spec.info.label,
-                                      "status": OK, "error": None,
+                                      "status": OK, "error": None, "options": dict(spec.options),
                                       "expected_integer_only": spec.info.expect_integer_only}
 
     @property
