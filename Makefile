@@ -6,7 +6,7 @@ PORT ?= 8501
 # Where the app listens: this machine only. `make run ADDRESS=0.0.0.0` opens it to the network (no accounts).
 ADDRESS ?= 127.0.0.1
 
-.PHONY: run test lint install install-dev browser samples benchmark clean
+.PHONY: run test lint install install-dev browser sshd samples benchmark clean
 
 $(PY):
 	@echo "Creating the virtual environment $(VENV)..."
@@ -37,7 +37,14 @@ browser:
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-test: install-dev browser
+# The SSH-target tests start their own sshd on 127.0.0.1 (a temporary config, host key and authorized key):
+# they need Debian's openssh-server, never the machine's own sshd service.
+sshd:
+	@test -x /usr/sbin/sshd || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq openssh-server >/dev/null; }
+
+test: install-dev browser sshd
 	$(PY) -m pytest
 
 # ruff: style, banned imports, complexity <= 12, <= 50 statements; mypy --strict on optimizer/; no function in

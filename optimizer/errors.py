@@ -38,6 +38,11 @@ class WorkerFailed(OptimizerError):
     """A child process crashed, ran out of memory or time; the caller lives on."""
 
 
+class TargetError(OptimizerError):
+    """A measuring target (this host or one over SSH) could not be reached or could not run a variant; the
+    reason is one sentence, and the run goes on with the other targets and variants."""
+
+
 class StoreUnavailable(OptimizerError):
     """The runs folder cannot be written (read-only, full, missing): nothing was half-written."""
 
@@ -89,6 +94,7 @@ _TITLES: dict[type[OptimizerError], str] = {
     VariantFailed: "Variant failed",
     WorkerFailed: "Worker failed",
     StoreUnavailable: "Runs folder unavailable",
+    TargetError: "Target failed",
     InputRejected: "Input refused",
     OptimizerError: "Error",
 }

@@ -6,7 +6,7 @@ from optimizer.intake.model import ModelFormat, model_format, source_of
 from optimizer.measure.evaluate import Task
 from optimizer.run.options import RunOptions
 from optimizer.variants import KINDS, default_kinds, option_defaults, spec_with_options
-from ui import services, state, widgets
+from ui import services, state, targets, widgets
 
 st.set_page_config(page_title="Variants & run", layout="wide")
 st.title("Variants & run")
@@ -74,13 +74,15 @@ with widgets.user_errors():
             st.caption("Pruning and clustering shrink the compressed (gzip) size only; no x86 TFLite kernel runs "
                        "sparse, 2:4 or clustered weights faster. Each technique starts from a fresh copy of the "
                        "model and fine-tunes on the labelled calibration split with a fixed seed.")
+    target_fields, targets_blocked = targets.picker(services.runs_dir())
     specs = [spec_with_options(k, options) for k in chosen]
     request = services.job_request(choice, specs, threads=int(threads), timed_runs=int(timed_runs),
                                    warmup_runs=int(warmup_runs), task=task, seed=int(seed),
-                                   accuracy_output=accuracy_output)
+                                   accuracy_output=accuracy_output, **target_fields)
     if outputs:
         request.options.tasks_for(outputs)  # refuses an output name the model does not have, before the run
-    blocked = widgets.run_blocker(store, request, check) or (None if chosen else "Choose at least one variant kind.")
+    blocked = (widgets.run_blocker(store, request, check) or (None if chosen else "Choose at least one variant kind.")
+               or targets_blocked)
     if widgets.run_button("Run", key="run_button", blocked=blocked):
         services.start_run(request)
         st.rerun()  # redraw Run as off while this run is active

@@ -1,5 +1,6 @@
-"""Compare: the recommended variant and its headline figures, the results table, trade-off charts with the Pareto
-front and budgets, distributions, audit, downloads."""
+"""Compare: the recommended variant and its headline figures, the results table and a trade-off chart (the Pareto
+front and budgets) first; distributions, statistics, diagnosis, op audit and recipes drawn only when opened;
+downloads built only when clicked (the page must be usable within a few seconds: benchmarks/README.md)."""
 
 import functools
 
@@ -9,18 +10,17 @@ from optimizer.report.charts import (
     calibration_study_figure,
     latency_distribution_figure,
     layer_error_figure,
-    measured,
     per_class_accuracies,
     per_class_delta_figure,
     quality_metric,
     scored_outputs,
     search_curve_figure,
-    tradeoff_figure,
 )
 from optimizer.report.html import html_report
 from optimizer.report.recommend import Budget, recommend_variant
-from optimizer.report.results import has_results, per_output_columns
+from optimizer.report.results import StoredRun, VariantResult, has_results, per_output_columns
 from ui import services, widgets
+from ui.op_profile import op_profile_section
 
 st.set_page_config(page_title="Compare", layout="wide")
 st.title("Compare")
@@ -65,43 +65,36 @@ widgets.results_table(run, budget)
 
 axis_output = widgets.accuracy_axis_output(run, scored_outputs(frame))  # None: a model with one output
 quality = quality_metric(frame, axis_output)
-charts = {"Size vs latency": ("size_bytes", "latency_ms_p50", None)}
-if quality is not None:
-    charts[f"Latency vs {quality.column}"] = ("latency_ms_p50", quality.column, None)
-    charts[f"Size vs {quality.column}"] = ("size_bytes", quality.column, None)
-    charts["Combined (bubble = file size)"] = ("latency_ms_p50", quality.column, "size_bytes")
-for tab, (x, y, bubble) in zip(st.tabs(list(charts)), charts.values(), strict=True):
-    if measured(frame).dropna(subset=[x, y]).empty:
-        tab.caption(f"No measured variant has both {x} and {y}.")
-    else:
-        tab.plotly_chart(tradeoff_figure(frame, x, y, budget, bubble=bubble, priority=priority),
-                         key=f"chart_{x}_{y}_{bubble}_{priority}")
+widgets.tradeoff_chart(frame, quality.column if quality else None, budget, priority)
 
-st.plotly_chart(latency_distribution_figure(run.rows), key="chart_latency_distribution")
-if any(per_class_accuracies(row, axis_output) for row in run.rows):
-    st.plotly_chart(per_class_delta_figure(run.rows, run.class_names, axis_output), key="chart_per_class")
 
-st.subheader("Is the difference real?")
-st.caption("Against float32 on the same evaluation samples: exact McNemar test on per-sample correctness, a "
-           "paired bootstrap 95% interval of the accuracy change, and 95% intervals of the latency medians "
-           "(overlapping intervals are 'same', never faster or slower).")
-st.dataframe(run.significance_table(), hide_index=True)
-flipped = [v for v in run.variants if v.flips]
-if flipped:
-    chosen_flip = st.selectbox("Prediction flips of", [v.name for v in flipped], key="flip_variant")
-    flip_variant = run.variant(chosen_flip)
-    st.write({"flips by true class": flip_variant.flips_by_class})
-    widgets.flip_gallery(run, flip_variant)
+def latency_distributions(run: StoredRun) -> None:
+    st.plotly_chart(latency_distribution_figure(run.rows), key="chart_latency_distribution")
 
-for variant in run.variants:
-    analysis = variant.analysis
-    if not analysis:
-        continue
-    st.subheader(f"Diagnosis: {variant.name}")
+
+def per_class_change(run: StoredRun, output: str | None) -> None:
+    st.plotly_chart(per_class_delta_figure(run.rows, run.class_names, output), key="chart_per_class")
+
+
+def significance(run: StoredRun) -> None:
+    st.caption("Against float32 on the same evaluation samples: exact McNemar test on per-sample correctness, a "
+               "paired bootstrap 95% interval of the accuracy change, and 95% intervals of the latency medians "
+               "(overlapping intervals are 'same', never faster or slower).")
+    st.dataframe(run.significance_table(), hide_index=True)
+    flipped = [v for v in run.variants if v.flips]
+    if flipped:
+        chosen_flip = st.selectbox("Prediction flips of", [v.name for v in flipped], key="flip_variant")
+        flip_variant = run.variant(chosen_flip)
+        st.write({"flips by true class": flip_variant.flips_by_class})
+        widgets.flip_gallery(run, flip_variant)
+
+
+def diagnosis(variant: VariantResult) -> None:
+    analysis = variant.analysis or {}
     if analysis.get("per_tensor"):
         st.caption("ai-edge-quantizer's validation: every tensor against the float model, lowest SNR first.")
         st.dataframe(analysis["per_tensor"], hide_index=True)
-        continue
+        return
     search = analysis["search"]
     if search.get("chosen"):
         st.success(f"Keeping {len(search['chosen']['layers'])} layer(s) float brings the accuracy drop to "
@@ -115,45 +108,65 @@ for variant in run.variants:
         st.plotly_chart(calibration_study_figure(analysis["calibration_study"], analysis["float_accuracy"]),
                         key=f"study_{variant.name}")
 
-st.subheader("Op audit")
-for variant in run.variants:
-    audit = variant.audit
-    if not audit:
-        continue
-    verdict = "integer only" if audit["integer_only"] else f"float compute in {len(audit['float_compute_ops'])} op(s)"
-    with st.expander(f"{variant.name}: {verdict}; inputs {audit['input_dtypes']}, outputs {audit['output_dtypes']}"):
-        st.write({"ops": audit["op_counts"], "activation dtypes": audit["activation_dtypes"],
-                  "weight dtypes": audit["weight_dtypes"], "float compute ops": audit["float_compute_ops"]})
 
-st.subheader("Recipes")
-st.caption("Each variant's exact Python code, runnable outside this tool from the run folder (`variants/<name>.py`).")
-if run.with_recipe:
+def op_audit(run: StoredRun) -> None:
+    audited = [v for v in run.variants if v.audit]
+    st.dataframe([{"variant": v.name, "verdict": "integer only" if v.audit["integer_only"] else
+                   f"float compute in {len(v.audit['float_compute_ops'])} op(s)",
+                   "inputs": ", ".join(v.audit["input_dtypes"]), "outputs": ", ".join(v.audit["output_dtypes"]),
+                   "float compute ops": ", ".join(v.audit["float_compute_ops"])} for v in audited],
+                 hide_index=True, key="audit_table")
+    audit = run.variant(st.selectbox("Ops and dtypes of", [v.name for v in audited], key="audit_variant")).audit
+    st.write({"ops": audit["op_counts"], "activation dtypes": audit["activation_dtypes"],
+              "weight dtypes": audit["weight_dtypes"], "float compute ops": audit["float_compute_ops"]})
+
+
+def recipes(run: StoredRun) -> None:
+    st.caption("Each variant's exact Python code, runnable outside this tool from the run folder "
+               "(`variants/<name>.py`).")
     recipe_variant = st.selectbox("Recipe of", [v.name for v in run.with_recipe], key="recipe_variant")
     recipe_path = run.recipe_path(recipe_variant)
     recipe_text = recipe_path.read_text() if recipe_path else ""
     st.download_button(f"Download {recipe_variant}.py", recipe_text, file_name=f"{recipe_variant}.py",
                        key="download_recipe")
-    # Drawn only when asked: the code view loads a 1.5 MB syntax highlighter into the browser.
+    # The code view loads a 1.5 MB syntax highlighter into the browser: off at first for a long training recipe.
     if st.toggle("Show the code", key="show_recipe", value=not run.variant(recipe_variant).training):
         st.code(recipe_text if len(recipe_text) < 20_000 else recipe_text[:20_000] + "\n# ... (download for the rest)",
                 language="python")
+
+
+# Sections drawn only when opened (each reruns alone). More sections: one widgets.on_demand(title, key, draw, *args)
+# line each, below the others.
+st.subheader("Details")
+widgets.on_demand("Latency distributions", "show_latency", latency_distributions, run)
+if any(per_class_accuracies(row, axis_output) for row in run.rows):
+    widgets.on_demand("Per-class accuracy change", "show_per_class", per_class_change, run, axis_output)
+widgets.on_demand("Is the difference real?", "show_significance", significance, run)
+for analysed in (v for v in run.variants if v.analysis):
+    widgets.on_demand(f"Diagnosis: {analysed.name}", f"show_diagnosis_{analysed.name}", diagnosis, analysed)
+if any(v.audit for v in run.variants):
+    widgets.on_demand("Op audit", "show_audit", op_audit, run)
+if run.with_recipe:
+    widgets.on_demand("Recipes", "show_recipes", recipes, run)
+widgets.on_demand("Where the time goes (per-op profile)", "show_op_profile", op_profile_section, run)
 
 st.subheader("Downloads")
 if run.produced:
     name = st.selectbox("Variant file", [v.name for v in run.produced], key="download_variant")
     tflite = run.tflite_path(name)
     if tflite is not None:
-        st.download_button(f"Download {tflite.name}", tflite.read_bytes(), file_name=f"{name}.tflite",
-                           key="download_tflite")
-# The HTML report (megabytes, with plotly inline) is built only when a button asks for it.
+        st.download_button(f"Download {tflite.name}", tflite.read_bytes, file_name=f"{name}.tflite",
+                           key="download_tflite", on_click="ignore")
+# Every file is built (or read) only when its button is clicked (a callable), and the click does not rerun the page:
+# the HTML report is megabytes, with plotly inline.
 report = functools.partial(html_report, run.rows, run.manifest, budget, axis_output, priority)
 cols = st.columns(4)
-cols[0].download_button("Results CSV", run.csv_text(), file_name="results.csv", mime="text/csv", key="download_csv")
-cols[1].download_button("Results JSON", run.json_text(), file_name="results.json", mime="application/json",
-                        key="download_json")
+cols[0].download_button("Results CSV", run.csv_text, file_name="results.csv", mime="text/csv", key="download_csv",
+                        on_click="ignore")
+cols[1].download_button("Results JSON", run.json_text, file_name="results.json", mime="application/json",
+                        key="download_json", on_click="ignore")
 cols[2].download_button("HTML report", report, file_name="report.html", mime="text/html", key="download_report",
                         on_click="ignore")
-# The zip is built only when clicked (a callable), and the click does not rerun the page.
 cols[3].download_button("Download all (zip)", lambda: run.bundle(report()), file_name=f"{run.id}.zip",
                         mime="application/zip", key="download_all", on_click="ignore",
                         help="Every .tflite, each recipe, results CSV/JSON, the manifest and this HTML report.")

@@ -9,7 +9,7 @@ from typing import Any
 
 import streamlit as st
 
-from optimizer.paths import DEFAULT_DATA, DEFAULT_MODEL
+from optimizer.paths import DEFAULT_DATA, DEFAULT_MODEL, DEFAULT_SAMPLE
 
 SESSION_ID = "session_id"
 CURRENT_RUN = "current_run"
@@ -27,7 +27,7 @@ class Selection:
     labels: Path | None = None
     calib: Path | None = None
     eval_data: Path | None = None
-    label: str = "Digits CNN (sample)"
+    label: str = DEFAULT_SAMPLE
     label_column: str = "label"
     refused: InputCheck | None = None  # uploads refused and already deleted: the verdict stays
 
@@ -83,7 +83,7 @@ def session_id() -> str:
 
 
 def selection() -> Selection:
-    """The chosen model and data; the sample CNN and its data until the user picks something else."""
+    """The chosen model and data; the demo sample and its data until the user picks something else."""
     return st.session_state.get(SELECTION_LABEL) or Selection(DEFAULT_MODEL, DEFAULT_DATA)
 
 

@@ -1,12 +1,14 @@
 """Reusable pieces of the screens: errors in words, the inputs in use, the Run button and why it is off, live
 job progress, the run picker, the stored run the result pages draw from, the outcome of a run without
-results, and the recommendation headline and results table of Compare."""
+results, and the pieces of Compare: the recommendation headline, the results table, the trade-off chart (only
+the chosen one is drawn) and the sections drawn only when opened."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from optimizer.jobs.runner import JobRequest
 from optimizer.jobs.store import ACTIVE, RunStore
 from optimizer.records import VARIANT_SHARE, RunLayout, Stage
 from optimizer.report import results
+from optimizer.report.charts import measured, tradeoff_figure
 from optimizer.report.recommend import Budget, Priority, Recommendation
 from optimizer.report.results import StoredRun, VariantResult
 from ui import state
@@ -341,6 +344,57 @@ def results_table(run: StoredRun, budget: Budget) -> None:
                             placeholder="Add columns: gzip size, p95, memory, fidelity, ...")
     st.dataframe(run.human_table(budget, chosen), hide_index=True, key="results_table", placeholder="",
                  column_config={"Variant": st.column_config.Column(pinned=True)})  # kept in view while scrolling
-    with st.expander("All columns, as stored"):
-        st.dataframe(run.table(budget).drop(columns=["warnings"], errors="ignore"), hide_index=True,
-                     key="raw_results_table", column_config={"variant": st.column_config.Column(pinned=True)})
+    on_demand("All columns, as stored", "stored_columns", _stored_columns, run, budget)
+
+
+def _stored_columns(run: StoredRun, budget: Budget) -> None:
+    st.dataframe(run.table(budget).drop(columns=["warnings"], errors="ignore"), hide_index=True,
+                 key="raw_results_table", column_config={"variant": st.column_config.Column(pinned=True)})
+
+
+@dataclass(frozen=True)
+class TradeoffView:
+    """One trade-off chart: its button's title, the columns on its axes, and the column sizing its points."""
+
+    title: str
+    x: str
+    y: str
+    bubble: str | None = None
+
+
+def tradeoff_views(quality: str | None) -> dict[str, TradeoffView]:
+    """The trade-off charts by a name that stays the same whichever output is plotted: size vs latency, and with
+    a quality figure (``quality``: a column such as ``accuracy`` or ``"ink: mae"``) latency and size against it,
+    and both at once."""
+    views = {"size_latency": TradeoffView("Size vs latency", "size_bytes", "latency_ms_p50")}
+    if quality is not None:
+        views["latency_quality"] = TradeoffView(f"Latency vs {quality}", "latency_ms_p50", quality)
+        views["size_quality"] = TradeoffView(f"Size vs {quality}", "size_bytes", quality)
+        views["combined"] = TradeoffView("Combined (bubble = file size)", "latency_ms_p50", quality, "size_bytes")
+    return views
+
+
+@st.fragment
+def tradeoff_chart(frame: pd.DataFrame, quality: str | None, budget: Budget, priority: Priority) -> None:
+    """The chosen trade-off chart (:func:`tradeoff_views`; size vs latency at first). Only that figure is built
+    and sent: each Plotly figure costs the browser a few hundred ms to draw, and choosing another reruns this
+    fragment alone. The choice is kept when the accuracy axis moves to another output."""
+    views = tradeoff_views(quality)
+    chosen = st.segmented_control("Trade-off chart", list(views), format_func=lambda name: views[name].title,
+                                  default="size_latency", required=True, key="tradeoff_chart",
+                                  label_visibility="collapsed")
+    view = views.get(str(chosen), views["size_latency"])
+    if measured(frame).dropna(subset=[view.x, view.y]).empty:
+        st.caption(f"No measured variant has both {view.x} and {view.y}.")
+        return
+    st.plotly_chart(tradeoff_figure(frame, view.x, view.y, budget, bubble=view.bubble, priority=priority),
+                    key=f"chart_{view.x}_{view.y}_{view.bubble}_{priority}")
+
+
+@st.fragment
+def on_demand(label: str, key: str, draw: Callable[..., None], *args: Any) -> None:
+    """A section in an expander, closed at first, whose content (``draw(*args)``) is built only while it is open:
+    the first paint skips its figures and tables, and opening or closing it reruns this section alone."""
+    with st.expander(label, key=key, on_change="rerun") as section:
+        if section.open:
+            draw(*args)

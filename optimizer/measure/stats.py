@@ -40,19 +40,31 @@ def bootstrap_delta_interval(reference_correct: np.ndarray, variant_correct: np.
 
 def median_interval(timings: list[float] | np.ndarray, level: float = 0.95) -> tuple[float, float]:
     """Distribution-free interval of the median from order statistics (binomial), as used for benchmarks."""
-    values = np.sort(np.asarray(timings, dtype=np.float64))
-    n = len(values)
-    low = int(scipy_stats.binom.ppf((1 - level) / 2, n, 0.5))
-    high = int(scipy_stats.binom.isf((1 - level) / 2, n, 0.5))
-    return float(values[max(0, low - 1)]), float(values[min(n - 1, high)])
+    from optimizer.targets.rounds import order_statistic_interval
+
+    return order_statistic_interval(np.asarray(timings, dtype=np.float64).tolist(), level)
 
 
-def compare_latency(reference: list[float], variant: list[float]) -> str:
+# The verdict when the measurement cannot tell the two latencies apart: the difference is below the target's
+# resolution (see optimizer.targets.rounds), which is itself coarser than PRACTICAL_LATENCY_CHANGE.
+UNRESOLVED = "unresolved"
+
+
+def compare_latency(reference: list[float], variant: list[float], *,
+                    reference_interval: tuple[float, float] | None = None,
+                    variant_interval: tuple[float, float] | None = None,
+                    resolution_pct: float | None = None) -> str:
     """'faster', 'slower' or 'same' against the reference: overlapping median intervals, or medians within
-    5% of each other, are 'same'."""
-    ref_low, ref_high = median_interval(reference)
-    low, high = median_interval(variant)
+    5% of each other, are 'same'. The intervals are the rounds' (round medians) when given, else the order
+    statistics of the timings. When the target cannot resolve 5% now (``resolution_pct`` above it), a change
+    smaller than the resolution whose intervals overlap is 'unresolved', never 'same' or a ranking."""
+    ref_low, ref_high = reference_interval or median_interval(reference)
+    low, high = variant_interval or median_interval(variant)
     change = float(np.median(variant)) / float(np.median(reference)) - 1
+    too_coarse = resolution_pct is not None and resolution_pct > 100 * PRACTICAL_LATENCY_CHANGE
+    overlap = high >= ref_low and low <= ref_high
+    if too_coarse and overlap and abs(change) * 100 < float(resolution_pct or 0):
+        return UNRESOLVED
     if high < ref_low and change <= -PRACTICAL_LATENCY_CHANGE:
         return "faster"
     if low > ref_high and change >= PRACTICAL_LATENCY_CHANGE:

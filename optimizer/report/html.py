@@ -16,6 +16,7 @@ from optimizer.report.charts import (
     quality_metric,
     tradeoff_figure,
 )
+from optimizer.report.op_profile import op_profile_html
 from optimizer.report.recommend import Budget, Priority, Recommendation, recommend_variant
 from optimizer.report.results import VariantResult, per_output_columns, to_frame
 from optimizer.report.tables import human_table
@@ -83,5 +84,6 @@ threads {manifest.get('threads', '')}.</p>
 {headline_html(recommendation)}
 {table}
 {''.join(charts)}
+{op_profile_html(rows)}
 <h2>Manifest</h2><pre>{html.escape(json.dumps(manifest, indent=2, default=str))}</pre>
 </body></html>"""

@@ -37,6 +37,8 @@ from optimizer.report.results import VariantResult, reference_of
 # The verdicts optimizer.run.finalize writes (from optimizer.measure.stats).
 WITHIN_NOISE, SIGNIFICANT = "within noise", "significant"  # accuracy_verdict
 FASTER, SLOWER, SAME = "faster", "slower", "same"  # latency_verdict
+# The measurement could not resolve the difference (below the target's resolution): like "same", never decides.
+UNRESOLVED = "unresolved"
 # Sizes are exact, but a file less than 2% smaller is not worth choosing for.
 SAME_SIZE = 0.02
 # Two latencies differ only when their median intervals do not overlap and the medians are this far apart:
@@ -197,7 +199,10 @@ class Evidence:
 
     def faster(self, a: VariantResult, b: VariantResult) -> bool:
         """``a`` is really faster than ``b``: float32's verdict when one of them is float32, otherwise their
-        median intervals (apart, medians 5% or more apart), otherwise their verdicts against float32."""
+        median intervals (apart, medians 5% or more apart), otherwise their verdicts against float32. When the
+        run could not resolve either one's latency against float32 ("unresolved"), latency does not decide."""
+        if UNRESOLVED in (a.latency_verdict, b.latency_verdict):
+            return False
         if b is self.reference and a.latency_verdict is not None:
             return a.latency_verdict == FASTER
         if a is self.reference and b.latency_verdict is not None:
@@ -409,6 +414,8 @@ def _latency_fact(variant: VariantResult, reference: VariantResult | None) -> st
     base = reference.latency_ms_p50 if reference is not None else None
     if verdict == SAME:
         return "latency the same"
+    if verdict == UNRESOLVED:
+        return "latency difference too small to resolve on this machine now"
     if verdict in (FASTER, SLOWER) and base and median:
         factor = base / median if verdict == FASTER else median / base
         return f"{format_ratio(factor)} {verdict}"
@@ -506,6 +513,9 @@ def _latency_card(variant: VariantResult, reference: VariantResult | None) -> Ca
     verdict = variant.latency_verdict
     if verdict == SAME:
         return Card("Latency p50", value, "same as float32", "neutral")
+    if verdict == UNRESOLVED:
+        return Card("Latency p50", value, "difference from float32 below what this machine can resolve now",
+                    "neutral")
     if verdict in (FASTER, SLOWER):
         return Card("Latency p50", value, f"{_latency_fact(variant, reference)} than float32",
                     "good" if verdict == FASTER else "bad")

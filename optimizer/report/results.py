@@ -31,6 +31,7 @@ COLUMNS = [
     "latency_ms_p50", "latency_ms_p95", "latency_ms_min", "latency_ms_mean", "latency_ms_std",
     "latency_ms_init", "latency_ms_first", "latency_runs", "memory_peak_bytes", "memory_model_bytes",
     "latency_ms_p50_ci_low", "latency_ms_p50_ci_high", "latency_verdict",
+    "latency_rounds", "latency_half_width_pct", "latency_round_cv", "latency_resolution_pct",
     "metric", "accuracy", "mae", "accuracy_delta", "accuracy_delta_ci_low", "accuracy_delta_ci_high",
     "mcnemar_p", "accuracy_verdict", "flips",
     "fidelity_top1_agreement", "fidelity_rmse", "fidelity_snr_db", "fidelity_inputs",
@@ -40,7 +41,8 @@ COLUMNS = [
 ]
 # Kept in JSON only: long lists that do not belong in a flat table.
 JSON_ONLY = {"timings_ms", "per_class_accuracy", "audit", "weight_stats", "training", "flips_by_class",
-             "flip_indices", "analysis", "per_output"}
+             "flip_indices", "analysis", "per_output", "options", "targets", "op_profile", "round_medians_ms",
+             "identity"}
 LIST_COLUMNS = {"float_compute_ops", "input_dtypes", "output_dtypes", "warnings"}
 # A model with several outputs gets a column group per output: "<output>: <figure>".
 PER_OUTPUT_FIGURES = ["accuracy", "top5_accuracy", "exact_match", "mae", "rmse", "accuracy_delta", "mae_delta",
@@ -64,6 +66,30 @@ def per_output_columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
             if any(v is not None for v in values):
                 columns[f"{output}: {figure}"] = values
     return columns
+# Every target beyond local gets a column group too: "<user@host:port>: <figure>" (local's are the main columns).
+PER_TARGET_FIGURES = {"latency_ms_p50": "p50 ms", "latency_ms_p95": "p95 ms", "latency_ms_p50_ci_low": "p50 ci low ms",
+                      "latency_ms_p50_ci_high": "p50 ci high ms", "latency_verdict": "latency verdict",
+                      "latency_resolution_pct": "resolution %", "latency_rounds": "rounds",
+                      "latency_ms_first": "first invoke ms", "memory_peak_bytes": "peak memory bytes",
+                      "memory_model_bytes": "model memory bytes", "error": "error"}
+
+
+def per_target_columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """``{"<target>: <figure>": one value per row}`` for every target other than local (empty without any)."""
+    labels: list[str] = []
+    for row in rows:
+        for label in row.get("targets") or {}:
+            if label != "local" and label not in labels:
+                labels.append(label)
+    columns: dict[str, list[Any]] = {}
+    for label in labels:
+        for figure, title in PER_TARGET_FIGURES.items():
+            values = [((row.get("targets") or {}).get(label) or {}).get(figure) for row in rows]
+            if any(v is not None for v in values):
+                columns[f"{label}: {title}"] = values
+    return columns
+
+
 TRACKED_PACKAGES = ["tensorflow", "tf-keras", "keras", "tensorflow-model-optimization", "ai-edge-litert",
                     "ai-edge-quantizer", "numpy", "pandas", "streamlit", "plotly"]
 
@@ -81,7 +107,7 @@ def package_versions() -> dict[str, str]:
 def to_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """Rows -> DataFrame with the known columns first; lists shown as comma-joined text, dicts as JSON."""
     frame = pd.DataFrame([{k: v for k, v in row.items() if k not in JSON_ONLY} for row in rows])
-    for column, values in per_output_columns(rows).items():
+    for column, values in {**per_output_columns(rows), **per_target_columns(rows)}.items():
         frame[column] = values
     for column in COLUMNS:
         if column not in frame.columns:

@@ -6,12 +6,14 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from optimizer.errors import OptimizerError
-from optimizer.measure.benchmark import file_sizes
+import numpy as np
+
+from optimizer.errors import OptimizerError, TargetError
+from optimizer.measure.benchmark import file_sizes, latency_stats
 from optimizer.measure.evaluate import Task
 from optimizer.records import (
     BenchmarkPayload,
@@ -25,6 +27,8 @@ from optimizer.records import (
 from optimizer.run.isolation import Spares, run_task
 from optimizer.run.options import RunOptions
 from optimizer.run.rows import VariantRow
+from optimizer.targets.base import AgentSession, Connection, TargetSpec, connect
+from optimizer.targets.rounds import RoundsPolicy, RoundsResult, VariantTiming, run_rounds
 from optimizer.variants import VariantKind, VariantSpec
 
 ProgressCallback = Callable[[ProgressEvent], None]
@@ -144,17 +148,42 @@ class RunContext:
             row.warn(f"output(s) {', '.join(constant)} of the float model are the same for every evaluation input: "
                      "the model may ignore its input (untrained, or fed data it does not expect)")
 
-    def benchmark(self, spec: VariantSpec) -> None:
-        """Latency and memory in a fresh LiteRT-only worker, run while nothing else of ours runs."""
+    def benchmark_targets(self, specs: list[VariantSpec]) -> list[dict[str, Any]]:
+        """Latency and memory of every variant on every target of the run (local first), in interleaved
+        rounds; returns the manifest's ``targets`` entries. The local figures are each row's own columns;
+        every target's also go to ``row["targets"][label]``. A target that fails fails only its groups (local:
+        the rows, as a variant that cannot be benchmarked always has); a variant failing on a target, only
+        that variant's group there."""
+        for spec in specs:
+            self.report(ProgressEvent(Stage.BENCHMARKING, spec.name))
+        files = {spec.name: self.rows[spec.name].file(self.layout.root) for spec in specs}
+        samples = first_samples(self.data.evaluation, self.layout.work_dir / "targets")
+        entries = []
+        for target in self.options.target_specs():
+            measured = TargetBenchmark(target, self.layout.work_dir / "targets", self.options,
+                                       self.cancel).run(files, samples)
+            for spec in specs:
+                self._record_target(spec, target, measured)
+            entries.append(measured.entry)
+        for spec in specs:
+            row = self.rows[spec.name]
+            for point in row.analysis.get("search", {}).get("curve", []):
+                self._benchmark_curve_point(point)
+            self.report(ProgressEvent(Stage.MEASURED, spec.name, status=row.status))
+        return entries
+
+    def _record_target(self, spec: VariantSpec, target: TargetSpec, measured: TargetMeasurement) -> None:
         row = self.rows[spec.name]
-        self.report(ProgressEvent(Stage.BENCHMARKING, spec.name))
-        try:
-            row.record_benchmark(self.run_worker("benchmark", self._benchmark_payload(str(row.file(self.layout.root)))))
-        except OptimizerError as exc:
-            row.fail(str(exc))
-        for point in row.analysis.get("search", {}).get("curve", []):
-            self._benchmark_curve_point(point)
-        self.report(ProgressEvent(Stage.MEASURED, spec.name, status=row.status))
+        group = measured.groups.get(spec.name) or {"error": measured.entry.get("error") or "not measured"}
+        if target.is_local:
+            if group.get("error"):
+                row.fail(f"benchmark failed: {group['error']}")
+                return
+            row.record_benchmark({k: v for k, v in group.items() if k != "error"})
+            group = {k: v for k, v in group.items() if k not in ("timings_ms", "op_profile", "round_medians_ms")}
+        targets = dict(row.to_dict().get("targets") or {})
+        targets[target.label] = group
+        row.record_benchmark({"targets": targets})
 
     def _benchmark_payload(self, model_path: str) -> dict[str, Any]:
         return BenchmarkPayload(model_path=model_path, samples=self.data.evaluation,
@@ -162,9 +191,11 @@ class RunContext:
                                 warmup_runs=self.options.warmup_runs, timed_runs=self.options.timed_runs).to_dict()
 
     def _benchmark_curve_point(self, point: dict[str, Any]) -> None:
-        """Latency of one candidate of the selective search, measured like every variant."""
+        """Latency of one candidate of the selective search, measured locally with the same protocol (in one
+        fresh worker per candidate, not in rounds: the curve compares candidates of one search)."""
         try:
-            measured = self.run_worker("benchmark", self._benchmark_payload(point["path"]))
+            measured = run_task("benchmark", self._benchmark_payload(point["path"]), workdir=self.layout.work_dir,
+                                limits=self.options.limits, cancel=self.cancel)
             point.update(latency_ms_p50=measured["latency_ms_p50"], latency_ms_p95=measured["latency_ms_p95"])
         except OptimizerError as exc:
             point["latency_error"] = str(exc)
@@ -239,3 +270,114 @@ class Evaluator:
                         self._condition.notify_all()
 
 
+def first_samples(evaluation: dict[str, str], folder: Path) -> dict[str, Path] | None:
+    """The first evaluation sample of each input as its own small .npy (what every target is sent); None
+    without data (the agent then feeds random stand-ins)."""
+    if not evaluation:
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    samples = {}
+    for index, (name, path) in enumerate(evaluation.items()):
+        samples[name] = folder / f"sample-{index}.npy"
+        np.save(samples[name], np.asarray(np.load(path, allow_pickle=False, mmap_mode="r")[:1]))
+    return samples
+
+
+@dataclass
+class TargetMeasurement:
+    """One target's manifest entry and each variant's figure group there (``error`` set when it failed)."""
+
+    entry: dict[str, Any]
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+class TargetBenchmark:
+    """Every variant on one target: connect, identity, per variant put + one agent + load, the interleaved
+    rounds across them, then memory and the per-op profile of each; the connection is closed on every way out."""
+
+    LOAD_TIMEOUT_S = 300.0
+    PROFILE_RUNS = 10
+
+    def __init__(self, target: TargetSpec, workdir: Path, options: RunOptions,
+                 cancel: threading.Event | None = None) -> None:
+        self.target, self.workdir, self.options, self.cancel = target, workdir, options, cancel
+        self.policy = RoundsPolicy(min_runs=options.timed_runs, precision=options.latency_precision,
+                                   time_cap_s=options.latency_time_cap_s)
+
+    def run(self, files: dict[str, Path], samples: dict[str, Path] | None) -> TargetMeasurement:
+        measured = TargetMeasurement({"label": self.target.label, "uri": self.target.uri, "identity": None,
+                                      "loadavg_before": None, "loadavg_after": None, "rounds": 0,
+                                      "precision_met": False, "resolution_pct": None, "error": None})
+        try:
+            connection = connect(self.target, self.workdir, limits=self.options.limits)
+        except TargetError as exc:
+            measured.entry["error"] = str(exc)
+            return measured
+        try:
+            self._measure(connection, files, samples, measured)
+        except Exception as exc:  # noqa: BLE001 - a target's failure is its own; the run goes on
+            measured.entry["error"] = str(exc) if isinstance(exc, TargetError) else \
+                f"unexpected error on {self.target.label}: {type(exc).__name__}: {exc}"[:500]
+            measured.groups = {name: g for name, g in measured.groups.items() if "latency_ms_p50" in g}
+        finally:
+            with contextlib.suppress(Exception):
+                connection.close()
+        return measured
+
+    def _measure(self, connection: Connection, files: dict[str, Path], samples: dict[str, Path] | None,
+                 measured: TargetMeasurement) -> None:
+        identity = measured.entry["identity"] = connection.identity()
+        remote = {name: connection.put(path) for name, path in samples.items()} if samples else None
+        sessions: dict[str, AgentSession] = {}
+        try:
+            for name, path in files.items():
+                try:
+                    sessions[name], loaded = self._load(connection, path, remote)
+                    measured.groups[name] = {**loaded, "identity": identity, "error": None}
+                except TargetError as exc:
+                    measured.groups[name] = {"identity": identity, "error": str(exc)}
+            if not sessions:
+                return
+            before = sessions[next(iter(sessions))].request({"cmd": "hello"}, 60).get("loadavg")
+            slowest_s = max(float(measured.groups[n].get("latency_ms_first") or 0) for n in sessions) / 1e3
+            policy = replace(self.policy, request_timeout_s=max(self.policy.request_timeout_s,
+                                                                 10 * self.policy.block_runs * slowest_s))
+            result = run_rounds(sessions, policy, loadavg_before=before,
+                                cancelled=lambda: self.cancel is not None and self.cancel.is_set())
+            measured.entry.update(result.summary())
+            for name, session in sessions.items():
+                self._finish(session, result, result.variants[name], measured.groups[name])
+        finally:
+            for session in sessions.values():
+                session.close()
+
+    def _load(self, connection: Connection, path: Path,
+              samples: dict[str, str] | None) -> tuple[AgentSession, dict[str, Any]]:
+        session = connection.start_agent()
+        try:
+            loaded = session.request({"cmd": "load", "model": connection.put(path), "inputs": samples,
+                                      "threads": self.options.threads, "warmup_runs": self.options.warmup_runs},
+                                     self.LOAD_TIMEOUT_S)
+        except TargetError:
+            session.close(kill=True)
+            raise
+        loaded.pop("ok", None)
+        return session, loaded
+
+    def _finish(self, session: AgentSession, result: RoundsResult, timing: VariantTiming,
+                group: dict[str, Any]) -> None:
+        """The variant's figures from the rounds, then its peak memory and its per-op profile."""
+        if timing.error is not None or not timing.timings_ms:
+            group["error"] = timing.error or "no timings"
+            return
+        group.update(latency_stats(timing.timings_ms), **timing.figures(), timings_ms=list(timing.timings_ms),
+                     latency_resolution_pct=result.resolution_pct, cpu=(group.get("identity") or {}).get("cpu"))
+        try:
+            group["memory_peak_bytes"] = session.request({"cmd": "memory"}, 60)["memory_peak_bytes"]
+        except TargetError as exc:
+            group["memory_error"] = str(exc)
+        try:
+            group["op_profile"] = session.request({"cmd": "profile", "runs": self.PROFILE_RUNS},
+                                                  self.LOAD_TIMEOUT_S)["profile"]
+        except TargetError as exc:
+            group["op_profile"] = {"error": str(exc)}

@@ -46,13 +46,37 @@ def _width(context: RunContext, output: str) -> int:
 
 
 def _latency_statistics(row: dict[str, Any], reference: dict[str, Any] | None) -> None:
-    from optimizer.measure.stats import compare_latency, median_interval
+    """The median's interval (the rounds' when the row was timed in rounds) and the verdict against float32,
+    on the local figures and on every other target's group; below a target's resolution: 'unresolved'."""
+    from optimizer.measure.stats import median_interval
 
-    if row.get("timings_ms"):
+    if row.get("timings_ms") and row.get("latency_ms_p50_ci_low") is None:
         low, high = median_interval(row["timings_ms"])
         row.update(latency_ms_p50_ci_low=low, latency_ms_p50_ci_high=high)
-        if reference is not None and row is not reference and reference.get("timings_ms"):
-            row["latency_verdict"] = compare_latency(reference["timings_ms"], row["timings_ms"])
+    if reference is not None and row is not reference:
+        if verdict := _latency_verdict(reference, row):
+            row["latency_verdict"] = verdict
+        for label, group in (row.get("targets") or {}).items():
+            base = (reference.get("targets") or {}).get(label) or {}
+            if label != "local" and (verdict := _latency_verdict(base, group)):
+                group["latency_verdict"] = verdict
+
+
+def _latency_verdict(reference: dict[str, Any], figures: dict[str, Any]) -> str | None:
+    from optimizer.measure.stats import compare_latency
+
+    if figures.get("error") or not figures.get("timings_ms") or not reference.get("timings_ms"):
+        return None
+    return compare_latency(reference["timings_ms"], figures["timings_ms"],
+                           reference_interval=_interval(reference), variant_interval=_interval(figures),
+                           resolution_pct=figures.get("latency_resolution_pct"))
+
+
+def _interval(figures: dict[str, Any]) -> tuple[float, float] | None:
+    """The rounds' interval of the median, when the figures were timed in rounds."""
+    low, high = figures.get("latency_ms_p50_ci_low"), figures.get("latency_ms_p50_ci_high")
+    return (float(low), float(high)) if figures.get("latency_rounds") and low is not None and high is not None \
+        else None
 
 
 def _flip_statistics(reference_outputs: np.ndarray, outputs: np.ndarray, labels: np.ndarray | None,

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
-from typing import Any
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from optimizer.errors import InvalidOption
 from optimizer.measure.evaluate import Task
 from optimizer.records import check_known_fields
 from optimizer.run.isolation import DEFAULT_LIMITS, WorkerLimits
+
+if TYPE_CHECKING:
+    from optimizer.targets.base import TargetSpec
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,11 @@ class RunOptions:
     signature: str | None = None  # a SavedModel's signature to convert; None: serving_default
     accuracy_output: str | None = None  # the output whose metric is the run's accuracy; None: the first labelled
     limits: WorkerLimits = DEFAULT_LIMITS
+    targets: list[str] = field(default_factory=list)  # ssh://USER@HOST[:PORT] beyond local (always measured)
+    ssh_key: str | None = None  # the path of a private key for the ssh targets (never its contents)
+    target_python: str = "python3"  # the Python that runs the agent on ssh targets
+    latency_precision: float = 0.05  # rounds go on until every median's 95% interval is within +-5%...
+    latency_time_cap_s: float = 60.0  # ...or this long per target has passed (past the minimum)
 
     def __post_init__(self) -> None:
         if not 1 <= self.threads <= 64:
@@ -36,9 +44,33 @@ class RunOptions:
             raise InvalidOption(f"warmup_runs: expected 0 or more; found {self.warmup_runs}")
         if not 0 < self.eval_fraction < 1:
             raise InvalidOption(f"eval_fraction: expected a value in (0, 1); found {self.eval_fraction}")
+        if not 0 < self.latency_precision < 1:
+            raise InvalidOption(f"latency_precision: expected a fraction in (0, 1); found {self.latency_precision}")
+        if self.latency_time_cap_s < 0:
+            raise InvalidOption(f"latency_time_cap_s: expected 0 or more seconds; found {self.latency_time_cap_s}")
+        self._check_targets()
         if self.task is not None:
             object.__setattr__(self, "task", str(self.task))
             parse_tasks(self.task)  # refuses unknown tasks now, before any worker starts
+
+    def _check_targets(self) -> None:
+        from optimizer.targets.base import parse_target
+
+        object.__setattr__(self, "targets", [str(t) for t in self.targets])
+        for uri in self.targets:
+            if parse_target(uri, self.ssh_key, self.target_python).is_local:
+                raise InvalidOption("targets: local is always measured; list only ssh:// targets")
+
+    def target_specs(self) -> list[TargetSpec]:
+        """local first, then every ssh target (normalised, e.g. port 22 added), each once."""
+        from optimizer.targets.base import LOCAL, parse_target
+
+        specs = [parse_target(LOCAL)]
+        for uri in self.targets:
+            spec = parse_target(uri, self.ssh_key, self.target_python)
+            if spec not in specs:
+                specs.append(spec)
+        return specs
 
     def tasks_for(self, outputs: list[str]) -> dict[str, Task]:
         """The task override of each output named here (one bare task applies to every output)."""
@@ -50,8 +82,11 @@ class RunOptions:
             raise InvalidOption(f"task: the model has no output {unknown[0]!r}; its outputs are {outputs}")
         return {name: task for name, task in parsed.items() if name is not None}
 
+    def __hash__(self) -> int:  # the targets list is the one unhashable field
+        return hash(tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in vars(self).items()))
+
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "limits": asdict(self.limits)}
+        return {**asdict(self), "limits": asdict(self.limits), "targets": list(self.targets)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunOptions:

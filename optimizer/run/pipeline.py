@@ -154,6 +154,7 @@ class _Run:
         self.shares: tuple[list[VariantSpec], list[VariantSpec]] = ([], [])
         self.after_export: list[tuple[Worker, list[VariantSpec]]] = []
         self.step_seconds: dict[str, float] = {}
+        self.targets: list[dict[str, Any]] = []  # the manifest's entry of each target (local first)
 
     @contextlib.contextmanager
     def step(self, step: Step) -> Iterator[None]:
@@ -241,8 +242,6 @@ class _Run:
         context, limits, workdir = self._context(), self.options.limits, self.layout.work_dir
         produced = plan.produced
         context.start_spares("evaluate", expected=len(produced), ahead=2)
-        # Benchmark workers start now too, so they have their imports before the first measurement.
-        context.start_spares("benchmark", expected=len(produced), ahead=min(len(produced), 8))
         self.evaluator = Evaluator(context)
         self.conversions = Conversions(context, self._payload(), "convert_tflite" if self.fmt is ModelFormat.TFLITE
                                        else "convert", self.evaluator.submit)
@@ -336,18 +335,19 @@ class _Run:
             self._evaluator().close_and_wait()
 
     def benchmark(self) -> None:
-        """Latency and memory of every produced variant, one at a time; an error fails only that variant."""
+        """Latency and memory of every produced variant on every target (local first), in interleaved rounds
+        (:meth:`RunContext.benchmark_targets`); a failure fails only that target's or that variant's figures."""
         context = self._context()
+        context.close_spares()  # the evaluations are done: no idle worker of ours sits beside the timings
+        specs = [spec for spec in self._plan_().produced if context.rows[spec.name].ok]
+        if not specs:
+            return
         try:
-            for spec in self._plan_().produced:
-                if not context.rows[spec.name].ok:
-                    continue
-                try:
-                    context.benchmark(spec)
-                except Exception as exc:  # noqa: BLE001 - any error fails this variant only
+            self.targets = context.benchmark_targets(specs)
+        except Exception as exc:  # noqa: BLE001 - any error fails the variants it left unmeasured, not the run
+            for spec in specs:
+                if "latency_ms_p50" not in context.rows[spec.name].to_dict():
                     context.fail_unexpectedly(spec, "benchmarking", exc)
-        finally:
-            context.close_spares()
 
     # -- Step.FINALIZE and Step.SAVE ----------------------------------------------------------------------
     def finalize(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -381,6 +381,7 @@ class _Run:
             "warm_start": self.warm_start,  # TensorFlow workers started before the run (a server's standby)
             "versions": package_versions(),
             "cpu": cpu_name(),
+            "targets": self.targets,  # identity, load average, rounds, precision, resolution, error per target
             "threads": options.threads,
             "seeds": {"split": options.seed, "synthetic_inputs": options.seed},
             "kinds": {str(k): KINDS[k].summary for k in {s.kind for s in plan.variants}},

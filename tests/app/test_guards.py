@@ -11,7 +11,7 @@ import pandas as pd
 
 from optimizer.jobs.store import ACTIVE, RunStore
 from tests.app.test_pages import _app
-from tests.conftest import CANCER_DATA, CANCER_MODEL
+from tests.conftest import CANCER_DATA, CANCER_MODEL, DIGITS_DATA, DIGITS_MODEL
 from ui.state import Selection
 
 
@@ -105,7 +105,9 @@ def _cancer_csv() -> bytes:
 
 
 def test_uploads_need_their_data_and_the_options_reach_the_job_request(runs_dir):
-    at = _app("app.py").run()
+    at = _app("app.py")
+    at.session_state["selection_label"] = Selection(DIGITS_MODEL, DIGITS_DATA, label="Digits CNN")  # the small CNN
+    at.run()
     at.switch_page("pages/1_Model_and_data.py").run()
     at.radio(key="source_mode").set_value("Upload").run()
     at.file_uploader(key="upload_model").set_value(("mlp.keras", CANCER_MODEL.read_bytes(), "application/zip"))
@@ -161,7 +163,9 @@ def test_uploads_need_their_data_and_the_options_reach_the_job_request(runs_dir)
 
 def test_refused_uploads_are_deleted(runs_dir):
     """A refused model at once; refused data once other inputs are chosen (a label column may still fix it)."""
-    at = _app("app.py").run()
+    at = _app("app.py")
+    at.session_state["selection_label"] = Selection(DIGITS_MODEL, DIGITS_DATA, label="Digits CNN")  # the small CNN
+    at.run()
     at.switch_page("pages/1_Model_and_data.py").run()
     at.radio(key="source_mode").set_value("Upload").run()
     at.file_uploader(key="upload_model").set_value(("notes.keras", b"not a zip", "application/zip"))
@@ -181,5 +185,6 @@ def test_refused_uploads_are_deleted(runs_dir):
     assert "Data refused: cancer.csv" in _texts(at.error)  # label column "label" does not exist
     assert list(uploads.rglob("cancer.csv")) and list(uploads.rglob("mlp.keras"))  # kept: an option may fix it
     at.radio(key="source_mode").set_value("Sample model").run()
+    at.selectbox(key="sample_choice").set_value("Digits CNN (8x8 images, 10 classes)").run()
     at.button(key="use_sample").click().run()
     assert not list(uploads.rglob("cancer.csv")) and not list(uploads.rglob("mlp.keras"))

@@ -9,6 +9,7 @@ import pytest
 
 from optimizer.jobs.store import RunStore
 from tests.app.test_pages import _app, _array
+from tests.conftest import DIGITS_DATA, DIGITS_MODEL
 from ui import services
 from ui.state import Selection
 
@@ -73,7 +74,9 @@ def test_model_and_data_names_every_input_or_shows_the_refusal(runs_dir, monkeyp
 
 
 def test_model_and_data_of_a_one_input_sample_has_one_row_per_tensor(runs_dir):
-    at = _app("pages/1_Model_and_data.py").run()  # the digits CNN and its data (a real inspection)
+    at = _app("pages/1_Model_and_data.py")
+    at.session_state["selection_label"] = Selection(DIGITS_MODEL, DIGITS_DATA, label="Digits CNN")
+    at = at.run()  # the digits CNN and its data (a real inspection)
     assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
     assert [(r["role"], r["data"], r["expected shape"], r["found shape"], r["use"]) for r in _tensor_map(at)] == [
         ("input", "digits.npz: x_calib + x_eval", "(8, 8, 1)", "(8, 8, 1)", "fed to the model"),
@@ -118,6 +121,8 @@ def test_compare_of_two_heads_shows_each_output_and_plots_the_chosen_one(runs_di
     assert "ink: rmse" not in table.columns  # each output's other figures are in the column picker
     at.multiselect(key=f"table_columns_{run_id}").set_value(["ink: rmse"]).run()
     assert list(at.dataframe[0].value["ink: rmse"]) == pytest.approx([0.12, 0.18])
+    at.session_state["stored_columns"] = True  # "All columns, as stored" opened
+    at.run()
     assert {"digit: accuracy", "ink: rmse"} <= set(at.dataframe[1].value.columns)  # the stored columns, as stored
     assert any("`<output>: <figure>`" in c.value and "accuracy output `digit`" in c.value for c in at.caption)
     assert any("- **int8**: quantized nothing: every op stayed float\n- **int8**: ink drifted" in w.value
@@ -125,6 +130,12 @@ def test_compare_of_two_heads_shows_each_output_and_plots_the_chosen_one(runs_di
 
     axis = at.selectbox(key=f"accuracy_axis_{run_id}")
     assert (axis.label, axis.options, axis.value) == ("Accuracy axis: output", ["digit", "ink"], "digit")
+    charts = at.get("button_group")[0]
+    assert [o.content for o in charts.proto.options] == ["Size vs latency", "Latency vs digit: accuracy",
+                                                         "Size vs digit: accuracy", "Combined (bubble = file size)"]
+    at.session_state["tradeoff_chart"] = "latency_quality"  # a click on "Latency vs digit: accuracy"
+    at.session_state["show_per_class"] = True  # a click on the closed section
+    at.run()
     assert "digit: Accuracy (higher is better)" in _y_titles(at)
     assert any("per class" in f["layout"]["title"]["text"] for f in _figures(at))
     axis.set_value("ink").run()

@@ -80,7 +80,9 @@ def test_flow_choose_sample_pick_variants_run_and_compare(runs_dir):
     at.run()
     assert any("finished" in s.value for s in at.success)
 
-    at.switch_page("pages/3_Compare.py").run()
+    at.switch_page("pages/3_Compare.py")
+    at.session_state["stored_columns"] = True  # "All columns, as stored" opened
+    at.run()
     assert not at.exception, [e.value for e in at.exception]
     table, raw = at.dataframe[0].value, at.dataframe[1].value  # for people, and every stored column
     assert list(table["Variant"]) == list(raw["variant"]) == ["float32", "float16", "int8_io"]

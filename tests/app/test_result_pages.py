@@ -1,5 +1,6 @@
 """AppTest of Compare and History over stored runs seeded by hand (no TensorFlow): the table, the downloads
-of files inside the run folder only, the recipes, and two runs side by side."""
+of files inside the run folder only (each built on click), the sections drawn only once opened (recipes,
+statistics, flips), and two runs side by side."""
 
 import json
 
@@ -40,19 +41,31 @@ def test_compare_shows_the_table_and_offers_only_files_inside_the_run_folder(run
     assert not at.exception, [e.value for e in at.exception]
     assert any("Model `seeded.keras` · Test CPU · ai_edge_litert 2.3.0 · 1 thread(s) · data: digits.npz" in c.value
                for c in at.caption)
-    table, raw = at.dataframe[0].value, at.dataframe[1].value  # the results table, and every stored column
+    [table] = [frame.value for frame in at.dataframe]  # the results table; every other section is closed
     assert list(table.columns[:3]) == ["Variant", "Accuracy (%)", "Status"]
     assert list(table["Variant"]) == ["float32", "int8"] and list(table["Status"]) == ["ok", "ok"]
     assert list(table["Size (KB)"]) == [3.91, 0.977] and list(table["Accuracy (%)"]) == [90.0, 89.0]
     assert "Within budget" not in table.columns  # no limit set
-    assert list(raw["variant"]) == ["float32", "int8"] and list(raw.columns[:2]) == ["variant", "within_budget"]
-    assert list(raw["size_bytes"]) == [4000, 1000]
     assert not [s for s in at.selectbox if str(s.key).startswith("accuracy_axis")]  # one output: no axis choice
     assert not [c for c in at.caption if "<output>: <figure>" in c.value]
     assert at.selectbox(key="download_variant").options == ["float32"]  # int8's file is outside the run folder
+    downloads = {b.proto.label: b.proto for b in at.get("download_button")}
+    for label in ("Download float32.tflite", "Results CSV", "Results JSON", "HTML report", "Download all (zip)"):
+        assert downloads[label].deferred_file_id and not downloads[label].url, label  # built or read on click
+    assert not at.code and not [s for s in at.selectbox if s.key == "recipe_variant"]  # the recipes are closed
+    assert {"All columns, as stored", "Latency distributions", "Is the difference real?", "Recipes"} <= \
+        {e.label for e in at.expander}  # closed (no per-class figures, audit or diagnosis in this run)
+    [chart] = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]  # the open tab's chart only
+    assert chart["layout"]["title"]["text"] == "Latency p50 (ms) vs File size (bytes)"
+
+    at.session_state["stored_columns"] = True
+    at.session_state["show_recipes"] = True
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    raw = at.dataframe[1].value  # every stored column
+    assert list(raw["variant"]) == ["float32", "int8"] and list(raw.columns[:2]) == ["variant", "within_budget"]
+    assert list(raw["size_bytes"]) == [4000, 1000]
     assert at.selectbox(key="recipe_variant").options == ["float32"]
-    [download_all] = [b for b in at.get("download_button") if b.proto.label == "Download all (zip)"]
-    assert download_all.proto.deferred_file_id and not download_all.proto.url  # built on click (bundle: unit-tested)
     assert "float32 recipe" in at.code[0].value
     assert [h.value for h in at.subheader if "Recommended" in h.value] == ["Recommended: `int8`"]
     reason = "int8: 4.0× smaller than float32, accuracy -1.0 pts, not tested"
@@ -138,6 +151,11 @@ def test_compare_shows_the_flipped_images_against_the_float32_reference(runs_dir
     at.query_params["run"] = run_id
     at.run()
     assert not at.exception, [e.value for e in at.exception]
+    assert not at.get("image")  # "Is the difference real?" is closed: nothing is loaded
+    at.session_state["show_significance"] = True
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert list(at.dataframe[1].value["variant"]) == ["float32", "int8"]  # the statistics against float32
     assert at.selectbox(key="flip_variant").options == ["int8"]
     [image] = at.get("image")
     assert "#2: dog -> cat (true dog)" in str(image.proto)

@@ -28,8 +28,7 @@ _SHOWN_Y_TITLES = """() => Array.from(document.querySelectorAll('.js-plotly-plot
 
 
 def _y_axis_titles_once_drawn(page, prefix: str) -> list[str]:
-    """The y-axis titles of the Plotly charts on screen (a chart in a tab that is not open has no size), once one
-    of them starts with ``prefix``."""
+    """The y-axis titles of the Plotly charts on screen, once one of them starts with ``prefix``."""
     page.wait_for_function(f"() => ({_SHOWN_Y_TITLES})().some(title => title.startsWith({prefix!r}))")
     return page.evaluate(_SHOWN_Y_TITLES)
 
@@ -45,8 +44,9 @@ def _expect_table_columns(page, columns: list[str]) -> None:
     page.keyboard.press("Escape")
 
 
-def _open_tab(page, name: str) -> None:
-    page.get_by_role("tab", name=name, exact=True).click()
+def _choose_chart(page, name: str) -> None:
+    """A click on one of the trade-off chart buttons (widgets.tradeoff_chart's segmented control)."""
+    page.locator(".st-key-tradeoff_chart").get_by_role("radio", name=name, exact=True).click()
 
 
 def test_two_heads_are_mapped_run_and_compared_per_output(server, page, tmp_path):
@@ -81,10 +81,11 @@ def test_two_heads_are_mapped_run_and_compared_per_output(server, page, tmp_path
     _expect_table_columns(page, ["digit: accuracy (%)", "digit: accuracy_delta (pts)", "ink: mae", "ink: mae_delta"])
     axis = page.get_by_role("combobox", name="Accuracy axis: output")
     expect(axis).to_have_value("digit")  # the run's accuracy output
-    _open_tab(page, "Latency vs digit: accuracy")
+    _choose_chart(page, "Latency vs digit: accuracy")
     assert "digit: Accuracy (higher is better)" in _y_axis_titles_once_drawn(page, "digit")
     axis.click()
     page.get_by_role("option", name="ink", exact=True).click()
-    _open_tab(page, "Latency vs ink: mae")
+    expect(page.locator(".st-key-tradeoff_chart").get_by_role("radio", name="Latency vs ink: mae", exact=True)) \
+        .to_be_visible()  # the same chart, now of the other output
     titles = _y_axis_titles_once_drawn(page, "ink")
     assert "ink: Mean absolute error (lower is better)" in titles and not any(t.startswith("digit") for t in titles)

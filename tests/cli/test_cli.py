@@ -68,6 +68,34 @@ def test_refused_model_is_exit_2_with_one_line(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_run_prints_the_recommendation_after_the_table(tmp_path):
+    # No --data: the small CNN, a sample, opens with its own digits.npz (so the run has accuracy to judge).
+    result = _cli("run", str(DIGITS_MODEL), "--variants", "float16,int8", "--out", str(tmp_path), "--warmup", "2")
+    assert result.returncode == 0, result.stderr
+    table, _, after = result.stdout.partition("\nWrote 3 rows")
+    assert "accuracy" in table.splitlines()[0]
+    recommended = [line for line in after.splitlines() if line.startswith("Recommended")]
+    # int8 is the smallest file and, on these digits, exactly as accurate as float32: size decides.
+    assert recommended and recommended[0].startswith("Recommended (size first): int8: "), after
+    assert "smaller than float32" in recommended[0] and "accuracy within noise" in recommended[0]
+
+
+def test_run_json_has_the_recommendation_within_the_budget(tmp_path):
+    result = _cli("run", str(DIGITS_MODEL), "--variants", "float16,int8", "--out", str(tmp_path), "--warmup", "2",
+                  "--format", "json", "--priority", "accuracy", "--max-size-kb", "50", "--max-accuracy-drop", "1")
+    assert result.returncode == 0, result.stderr
+    saved = json.loads(result.stdout)
+    assert [r["variant"] for r in saved["rows"]] == ["float32", "float16", "int8"]
+    recommendation = saved["recommendation"]
+    assert recommendation["variant"] is None and recommendation["cards"] == []
+    assert recommendation["priority"] == "accuracy"
+    assert recommendation["budget"] == {"max_size_bytes": 50 * 1024, "max_latency_ms_p95": None,
+                                        "max_accuracy_drop": 0.01}
+    assert recommendation["reason"].startswith("No variant meets the budget: float32 (")
+    assert [e["variant"] for e in recommendation["excluded"]] == ["float32", "float16", "int8"]
+    assert all(e["why"].endswith("over the 50 KB size limit") for e in recommendation["excluded"])
+
+
 def test_bad_options_and_missing_files_are_exit_2(tmp_path):
     result = _cli("run", str(DIGITS_MODEL), "--variants", "float8", "--out", str(tmp_path))
     assert result.returncode == 2 and "Invalid option: variant kind: expected one of" in result.stderr
@@ -75,6 +103,8 @@ def test_bad_options_and_missing_files_are_exit_2(tmp_path):
     assert result.returncode == 2 and "timed_runs: expected at least 50" in result.stderr
     result = _cli("run", str(tmp_path / "missing.keras"), "--out", str(tmp_path))
     assert result.returncode == 2 and "found nothing at" in result.stderr
+    result = _cli("run", str(DIGITS_MODEL), "--priority", "fast", "--out", str(tmp_path))
+    assert result.returncode == 2 and "Invalid value for '--priority'" in result.stderr  # Typer's own check
     assert "Traceback" not in result.stderr
 
 

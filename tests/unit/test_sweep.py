@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from optimizer.errors import InvalidOption
-from optimizer.sweep import grid_specs, parse_grid, point_name, swept_parameters, sweep_table, unique_folders
+from optimizer.sweep import grid_specs, parse_grid, point_name, sweep_table, swept_parameters, unique_folders
 from optimizer.variants import SourceFormat
 
 

@@ -1,8 +1,7 @@
 """Matching a model's tensor names to a converted file's: by name, never silently by position."""
 
-import pytest
-
 import numpy as np
+import pytest
 
 from optimizer.errors import ModelRejected, VariantFailed
 from optimizer.tensors import bind, by_name, short_name
@@ -29,7 +28,8 @@ def test_names_that_do_not_match_are_refused_not_guessed():
 
 def test_arrays_by_input_name_from_a_dict_or_one_bare_array():
     image, stats = np.zeros((2, 4)), np.ones((2, 3))
-    assert list(by_name(["stats", "image"], {"image": image, "stats": stats, "extra": image}, "x")) == ["stats", "image"]
+    given = {"image": image, "stats": stats, "extra": image}
+    assert list(by_name(["stats", "image"], given, "x")) == ["stats", "image"]
     assert by_name(["image"], image, "x")["image"] is not None
     with pytest.raises(VariantFailed, match=r"calibration: no arrays for input\(s\) \['stats'\]"):
         by_name(["image", "stats"], {"image": image}, "calibration", VariantFailed)
