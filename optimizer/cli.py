@@ -20,7 +20,7 @@ import typer
 from optimizer.errors import InvalidOption, OptimizerError, user_message
 from optimizer.intake.data import check_data_files
 from optimizer.intake.model import model_format, source_of
-from optimizer.paths import DEFAULT_MODEL, SAMPLE_DATA
+from optimizer.paths import DEFAULT_MODEL, SAMPLE_DATA, default_cache_dir
 from optimizer.records import ProgressEvent, Stage
 from optimizer.report.recommend import Budget, Priority, Recommendation, recommend_variant
 from optimizer.report.results import VariantResult
@@ -65,6 +65,21 @@ MaxP95Opt = Annotated[float | None, typer.Option(help="Budget: largest p95 laten
 MaxDropOpt = Annotated[float | None, typer.Option(help="Budget: largest accuracy drop against float32 (points).")]
 
 
+CacheDirOpt = Annotated[Path | None, typer.Option(
+    help="The variant store: a variant produced before from the same model, data, spec, seed and library versions "
+         "is taken from it (default: runs/cache, or $STUDIO_RUNS_DIR/cache; $STUDIO_CACHE=0 turns it off).")]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Produce every variant anew; store nothing.")]
+RemeasureOpt = Annotated[bool, typer.Option(help="Time variants taken from the store again (default: reuse "
+                                                 "their stored latency when measured the same way here).")]
+
+
+def cache_dir_of(cache_dir: Path | None, no_cache: bool) -> str | None:
+    if no_cache:
+        return None
+    chosen = cache_dir or default_cache_dir()
+    return str(chosen) if chosen is not None else None
+
+
 def _default_data(model: Path, *given: Path | None) -> Path | None:
     """A sample model comes with its data: use it when no data was named."""
     if not model.is_file():
@@ -107,6 +122,8 @@ def run(
     threads: ThreadsOpt = 1,
     runs: Annotated[int, typer.Option(help="Timed runs per variant (at least 50).")] = 50,
     warmup: Annotated[int, typer.Option(help="Warm-up runs before timing.")] = 10,
+    latency_cap_s: Annotated[float, typer.Option(help="Most seconds of timing rounds per target past the minimum, "
+                                                      "while the medians' intervals are wider than +-5%.")] = 20.0,
     task: Annotated[str | None, typer.Option(
         help="Override the inferred task: classification, regression or multilabel for every labelled output, "
              "or per output, e.g. 'digit=classification,ink=regression'.")] = None,
@@ -129,6 +146,7 @@ def run(
     target_python: TargetPythonOpt = "python3", target_setup: TargetSetupOpt = False,
     priority: PriorityOpt = Priority.SIZE, max_size_kb: MaxSizeOpt = None, max_p95_ms: MaxP95Opt = None,
     max_accuracy_drop: MaxDropOpt = None,
+    cache_dir: CacheDirOpt = None, no_cache: NoCacheOpt = False, remeasure: RemeasureOpt = False,
 ) -> None:
     """Produce every requested variant, measure it, and write the .tflite files and results to --out; then
     recommend the variant to ship within the budget, as the Compare page does."""
@@ -139,7 +157,9 @@ def run(
         specs = parse_variant_list(variants, source_of(model_format(model)), training_options)
         options = RunOptions(threads=threads, timed_runs=runs, warmup_runs=warmup, task=task, label_column=label_column,
                              seed=seed, signature=signature, accuracy_output=accuracy_output, targets=target or [],
-                             ssh_key=ssh_key, target_python=target_python)
+                             ssh_key=ssh_key, target_python=target_python,
+                             cache_dir=cache_dir_of(cache_dir, no_cache), remeasure=remeasure,
+                             latency_time_cap_s=latency_cap_s)
         options = _set_up_targets(options, out / "work") if target_setup else options
         result = run_comparison(model, out, specs, data=data, labels=labels, calib=calib, eval_data=eval_data,
                                 options=options, on_progress=_print_progress)
@@ -221,6 +241,10 @@ def sweep(
     out: Annotated[Path, typer.Option(help="Output folder: one sub-folder per model, plus sweep.csv.")]
     = Path("out-sweep"),
     output_format: Annotated[OutputFormat, typer.Option("--format", help="How to print results.")] = OutputFormat.TABLE,
+    cache_dir: CacheDirOpt = None, no_cache: NoCacheOpt = False,
+    ray: Annotated[str | None, typer.Option(
+        "--ray", help="Produce the points as tasks on this Ray cluster (ADDRESS, or $STUDIO_RAY_ADDRESS); latency is "
+                      "then measured here, for every point alike.")] = None,
 ) -> None:
     """Every point of every --grid (each a variant measured like any other, its parameters in its row) on each
     model; one table with a model column and a column per swept parameter, also written to --out/sweep.csv."""
@@ -231,7 +255,8 @@ def sweep(
         if not chosen or not grid:
             raise InvalidOption("sweep: expected at least one model and one --grid (e.g. --grid "
                                 f"prune:sparsity=0.3,0.5); found {len(chosen)} model(s), {len(grid or [])} grid(s)")
-        options = RunOptions(threads=threads, timed_runs=runs, task=task, seed=seed)
+        options = RunOptions(threads=threads, timed_runs=runs, task=task, seed=seed,
+                             cache_dir=cache_dir_of(cache_dir, no_cache))
         per_model = {}
         for model in chosen:
             fixed = parse_variant_list(variants, source_of(model_format(model))) if variants else []
@@ -281,6 +306,7 @@ def search(
     out: Annotated[Path, typer.Option(help="Folder of the study (search.db) and of every batch's files.")]
     = Path("out-search"),
     output_format: Annotated[OutputFormat, typer.Option("--format", help="table or json.")] = OutputFormat.TABLE,
+    cache_dir: CacheDirOpt = None, no_cache: NoCacheOpt = False,
 ) -> None:
     """A multi-objective search (Optuna) over kinds and their options for the smallest, fastest, most accurate
     variants within the limits; ends with the Pareto set and the variant to ship, or how close it came."""
@@ -292,7 +318,7 @@ def search(
         request = SearchRequest(budget_of(max_size_kb, max_p95_ms, max_accuracy_drop), trials=trials, batch=batch,
                                 training=training, seed=seed, priority=priority_of(priority),
                                 kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()))
-        options = RunOptions(threads=threads, seed=seed)
+        options = RunOptions(threads=threads, seed=seed, cache_dir=cache_dir_of(cache_dir, no_cache))
 
         def run_batch(specs: list[VariantSpec], folder: Path) -> list[dict[str, object]]:
             return run_comparison(model, folder, specs, data=data, labels=labels, calib=calib, eval_data=eval_data,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent  # where worker and runner processes import optimizer from
@@ -22,3 +23,15 @@ SAMPLES = {  # the Model & data page offers them in this order
     "Breast-cancer MLP (30 features, 2 classes)": (CANCER_MODEL, CANCER_DATA),
 }
 SAMPLE_DATA = {model: data for model, data in SAMPLES.values()}  # each sample model opens with its own data
+
+
+def runs_dir() -> Path:
+    """Where runs.db, every run's artifacts and the variant store live: $STUDIO_RUNS_DIR, default ./runs."""
+    return Path(os.environ.get("STUDIO_RUNS_DIR", PROJECT_ROOT / "runs")).resolve()
+
+
+def default_cache_dir(runs: Path | None = None) -> Path | None:
+    """The variant store of the app and the CLI (inside the runs folder); None when $STUDIO_CACHE is 0."""
+    if os.environ.get("STUDIO_CACHE", "1").strip() == "0":
+        return None
+    return (runs or runs_dir()) / "cache"

@@ -9,6 +9,8 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
+# No test shares the repository's variant store (runs/cache): a test that wants a store names its own folder.
+os.environ["STUDIO_CACHE"] = "0"
 
 from optimizer.paths import SAMPLE_DIR  # noqa: E402
 from optimizer.run.options import RunOptions

@@ -10,6 +10,7 @@ from typing import Any
 
 import streamlit as st
 
+from optimizer import paths
 from optimizer.errors import InputRejected, OptimizerError, StoreUnavailable, user_message
 from optimizer.intake.data import prepare_data
 from optimizer.intake.model import file_sha256
@@ -29,8 +30,7 @@ MAX_UPLOAD_BYTES = int(os.environ.get("STUDIO_MAX_UPLOAD_MB", "200")) * 1024**2
 
 
 def runs_dir() -> Path:
-    """Where runs.db and every run's artifacts live: $STUDIO_RUNS_DIR, default ./runs."""
-    return Path(os.environ.get("STUDIO_RUNS_DIR", PROJECT_ROOT / "runs")).resolve()
+    return paths.runs_dir()
 
 
 @st.cache_resource

@@ -19,13 +19,14 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from optimizer.errors import InvalidOption, OptimizerError, folder_problem, user_message
 from optimizer.intake.model import file_sha256
 from optimizer.jobs.store import HEARTBEAT_S, RunStore, new_run_id, unwritable
+from optimizer.paths import default_cache_dir
 from optimizer.records import ProgressEvent, Stage, check_known_fields
 from optimizer.run.options import RunOptions
 from optimizer.run.pipeline import WarmWorkers, run_comparison
@@ -203,10 +204,13 @@ def run_job(store: RunStore, run_id: str, warm: WarmWorkers | None = None) -> No
     try:
         store.heartbeat(run_id, os.getpid())
         threading.Thread(target=_keep_alive, args=(store, run_id, cancel, stop_watch), daemon=True).start()
+        options = request.options
+        if options.cache_dir is None and (store_dir := default_cache_dir(store.root)) is not None:
+            options = replace(options, cache_dir=str(store_dir))  # the runs folder's variant store
         result = run_comparison(
             Path(local["model"]), job_dir, request.specs(),
             data=_path(local.get("data")), labels=_path(local.get("labels")), calib=_path(local.get("calib")),
-            eval_data=_path(local.get("eval_data")), options=request.options, on_progress=recorder, cancel=cancel,
+            eval_data=_path(local.get("eval_data")), options=options, on_progress=recorder, cancel=cancel,
             warm=warm)
         recorder.flush()
         manifest = {**result.manifest, "request": local}

@@ -217,11 +217,11 @@ class Evaluator:
     """Evaluates converted variants on background threads (one LiteRT worker each) while conversions go
     on; float32 first, because every other variant's fidelity is measured against its outputs."""
 
-    def __init__(self, context: RunContext, threads: int = 2) -> None:
+    def __init__(self, context: RunContext, threads: int = 2, reference_ready: bool = False) -> None:
         self.context = context
         self._pending: list[tuple[VariantSpec, dict[str, Any]]] = []
         self._closed = False
-        self._reference_done = False
+        self._reference_done = reference_ready  # float32's outputs exist already (taken from the variant store)
         self._reference_in_flight = False  # float32 is being evaluated: the others wait for its outputs
         self._condition = threading.Condition()
         self._threads = [threading.Thread(target=self._loop, name=f"evaluator-{i}", daemon=True)

@@ -33,7 +33,10 @@ class RunOptions:
     ssh_key: str | None = None  # the path of a private key for the ssh targets (never its contents)
     target_python: str = "python3"  # the Python that runs the agent on ssh targets
     latency_precision: float = 0.05  # rounds go on until every median's 95% interval is within +-5%...
-    latency_time_cap_s: float = 60.0  # ...or this long per target has passed (past the minimum)
+    latency_time_cap_s: float = 20.0  # ...or this long per target has passed (past the minimum)
+    cache_dir: str | None = None  # the variant store (optimizer.run.cache); None: every variant is produced anew
+    remeasure: bool = False  # with a store: time every variant again instead of reusing its stored latency
+    measure_latency: bool = True  # False: produce and evaluate only (a Ray task; latency is measured elsewhere)
 
     def __post_init__(self) -> None:
         if not 1 <= self.threads <= 64:

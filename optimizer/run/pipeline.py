@@ -13,7 +13,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -44,6 +44,7 @@ from optimizer.records import (
     Stage,
 )
 from optimizer.report.results import package_versions, save_results, to_frame
+from optimizer.run.cache import RunCache
 from optimizer.run.context import Evaluator, ProgressCallback, RunContext
 from optimizer.run.conversions import Conversions
 from optimizer.run.finalize import add_relative_columns, add_statistics, flag_collapsed_training
@@ -51,7 +52,7 @@ from optimizer.run.isolation import DEFAULT_LIMITS, Worker, WorkerLimits, run_ta
 from optimizer.run.options import RunOptions
 from optimizer.run.plan import PlanFacts, RunPlan, plan_run
 from optimizer.run.rows import VariantRow
-from optimizer.variants import KINDS, SourceFormat, VariantSpec
+from optimizer.variants import KINDS, SourceFormat, VariantKind, VariantSpec
 
 
 @dataclass
@@ -155,6 +156,7 @@ class _Run:
         self.after_export: list[tuple[Worker, list[VariantSpec]]] = []
         self.step_seconds: dict[str, float] = {}
         self.targets: list[dict[str, Any]] = []  # the manifest's entry of each target (local first)
+        self.cache: RunCache | None = None  # the variant store, when the options name one
 
     @contextlib.contextmanager
     def step(self, step: Step) -> Iterator[None]:
@@ -170,8 +172,10 @@ class _Run:
         """Copy the model in and check it, start the workers, inspect it (checking the data and planning
         while it exports), and start every producing worker; on any failure, stop what was started."""
         self._copy_model()
-        self._start_workers()
         self.progress(ProgressEvent(Stage.INSPECTING))
+        if self._plan_from_store() and not self._plan_().produced:
+            return  # every variant is in the store: no worker starts, no TensorFlow loads
+        self._start_workers()
         try:
             if self.fmt is ModelFormat.TFLITE:
                 self._plan(inspect(self.local_model, self.layout.work_dir, self.options.limits,
@@ -195,6 +199,20 @@ class _Run:
             raise folder_unwritable(self.layout.root, exc, "results", "choose another output folder") from exc
         self.fmt = check_model_file(self.local_model)
 
+    def _plan_from_store(self) -> bool:
+        """With a variant store: open it, and when it knows this model file already, plan the run now (the data
+        is checked here, without a worker) and take every variant it holds. True when the run is planned."""
+        if self.options.cache_dir is None:
+            return False
+        from optimizer.intake.model import file_sha256
+
+        self.cache = RunCache(Path(self.options.cache_dir), file_sha256(self.local_model), self.options)
+        found = self.cache.summary()
+        if found is None:
+            return False
+        self._plan_only(found)
+        return True
+
     def _start_workers(self) -> None:
         """A .tflite needs one conversion worker without TensorFlow; a TensorFlow model the preparer and the
         helper, warm ones when the server has them (TensorFlow loads while the model is inspected)."""
@@ -212,8 +230,15 @@ class _Run:
         self.preparer, self.helper = pair.adopt(workdir, self.cancel)
 
     def _plan(self, found: dict[str, Any]) -> None:
-        """Check the data against the model, plan the variants, build the run's context and start the
-        workers that do not wait for the export (training)."""
+        """Plan the run (unless the variant store let it plan already) and start the workers that do not wait
+        for the export (training)."""
+        if self.plan is None:
+            self._plan_only(found)
+        self._start_producers(self._plan_())
+
+    def _plan_only(self, found: dict[str, Any]) -> None:
+        """Check the data against the model, plan the variants, build the run's context, and take from the
+        variant store every variant it holds."""
         self.summary = summary = ModelSummary.from_dict(found)
         self.progress(ProgressEvent(Stage.CHECKING_DATA))
         inputs, options = self.inputs, self.options
@@ -231,18 +256,30 @@ class _Run:
         rows = {s.name: VariantRow(s) for s in plan.variants}
         for name, refused in plan.refused.items():
             rows[name].refuse(refused.status, refused.reason)
-        self.plan, self.shares = plan, plan.conversion_shares()
         self.context = RunContext(layout=self.layout, options=options, model=summary, data=report, tasks=tasks,
                                   rows=rows, progress=self.progress, cancel=self.cancel,
                                   model_file=self.local_model.name, model_format=self.fmt.value,
                                   accuracy_output=accuracy_output)
-        self._start_producers(plan)
+        if self.cache is not None:
+            plan = self._take_from_store(plan, report, found)
+        self.plan, self.shares = plan, plan.conversion_shares()
+
+    def _take_from_store(self, plan: RunPlan, report: DataReport, found: dict[str, Any]) -> RunPlan:
+        cache, context = self.cache, self._context()
+        assert cache is not None
+        cache.put_summary(found)
+        cache.dataset_sha256 = report.facts.get("dataset_sha256")
+        hits = frozenset(s.name for s in plan.made if cache.restore(s, context.rows[s.name], self.layout))
+        reference = next((s for s in plan.made if s.kind is VariantKind.FLOAT32 and s.name in hits), None)
+        if reference is not None:  # every other variant's fidelity is measured against its stored outputs
+            context.reference_path = str(self.layout.outputs_of(reference.name))
+        return replace(plan, cached=hits)
 
     def _start_producers(self, plan: RunPlan) -> None:
         context, limits, workdir = self._context(), self.options.limits, self.layout.work_dir
         produced = plan.produced
         context.start_spares("evaluate", expected=len(produced), ahead=2)
-        self.evaluator = Evaluator(context)
+        self.evaluator = Evaluator(context, reference_ready=context.reference_path is not None)
         self.conversions = Conversions(context, self._payload(), "convert_tflite" if self.fmt is ModelFormat.TFLITE
                                        else "convert", self.evaluator.submit)
         if training := plan.by_worker("train"):  # fine-tunes run in their own worker, beside the conversions
@@ -329,6 +366,8 @@ class _Run:
     # -- Step.CONVERT and Step.BENCHMARK ----------------------------------------------------------------
     def convert(self) -> None:
         """Wait for every producing worker (retrying what a crashed one left); evaluations finish meanwhile."""
+        if self.conversions is None:
+            return  # everything came from the variant store
         try:
             self._conversions().finish(self._plan_().produced, self.export_dir)
         finally:
@@ -339,8 +378,9 @@ class _Run:
         (:meth:`RunContext.benchmark_targets`); a failure fails only that target's or that variant's figures."""
         context = self._context()
         context.close_spares()  # the evaluations are done: no idle worker of ours sits beside the timings
-        specs = [spec for spec in self._plan_().produced if context.rows[spec.name].ok]
-        if not specs:
+        specs = [spec for spec in self._plan_().made if context.rows[spec.name].ok
+                 and "latency_ms_p50" not in context.rows[spec.name].to_dict()]  # not timed in the store already
+        if not specs or not self.options.measure_latency:
             return
         try:
             self.targets = context.benchmark_targets(specs)
@@ -356,6 +396,8 @@ class _Run:
         add_relative_columns(rows)
         flag_collapsed_training(rows)
         add_statistics(rows, context)
+        if self.cache is not None:
+            self.cache.store_rows(rows, {s.name: s for s in plan.variants}, self.layout)
         return rows, self._manifest(plan, context)
 
     def _manifest(self, plan: RunPlan, context: RunContext) -> dict[str, Any]:
@@ -382,6 +424,7 @@ class _Run:
             "versions": package_versions(),
             "cpu": cpu_name(),
             "targets": self.targets,  # identity, load average, rounds, precision, resolution, error per target
+            "cache": self.cache.manifest() if self.cache is not None else None,  # which rows came from the store
             "threads": options.threads,
             "seeds": {"split": options.seed, "synthetic_inputs": options.seed},
             "kinds": {str(k): KINDS[k].summary for k in {s.kind for s in plan.variants}},

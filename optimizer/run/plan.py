@@ -37,10 +37,16 @@ class Refusal:
 class RunPlan:
     variants: tuple[VariantSpec, ...]
     refused: dict[str, Refusal] = field(default_factory=dict)
+    cached: frozenset[str] = frozenset()  # taken from the variant store: not produced again
+
+    @property
+    def made(self) -> list[VariantSpec]:
+        """Every variant that will have a file: produced now or taken from the store."""
+        return [s for s in self.variants if s.name not in self.refused]
 
     @property
     def produced(self) -> list[VariantSpec]:
-        return [s for s in self.variants if s.name not in self.refused]
+        return [s for s in self.made if s.name not in self.cached]
 
     def by_worker(self, task: str) -> list[VariantSpec]:
         """The produced variants of one worker task: convert, train or diagnose."""

@@ -87,6 +87,11 @@ class VariantRow:
         with self._lock:
             self._data.update(measured)
 
+    def restore(self, figures: dict[str, Any]) -> None:
+        """A variant taken from the variant store: its stored figures (file, sizes, evaluation, perhaps latency)."""
+        with self._lock:
+            self._data.update(figures)
+
     def to_dict(self) -> dict[str, Any]:
         """The plain row (a copy), for finalize and the store."""
         with self._lock:

@@ -41,7 +41,7 @@ class RoundsPolicy:
     min_runs: int = 50  # timed runs per variant before the precision is even checked (the user's timed_runs)
     block_runs: int = 10  # timed runs per variant per round
     precision: float = 0.05  # wanted: every median's interval within +-5% of it
-    time_cap_s: float = 60.0  # past the minimum, no more rounds after this long (per target)
+    time_cap_s: float = 20.0  # past the minimum, no more rounds after this long (per target)
     # Also go on (within the cap) until differences this large (in %) can be resolved: the statistics'
     # practical threshold, so that on a machine quiet enough a verdict is "same" rather than "unresolved".
     resolve_pct: float | None = 5.0
