@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
+from optimizer.distributed import Inputs, cluster_address, run_on_cluster
 from optimizer.errors import InvalidOption, OptimizerError, user_message
 from optimizer.intake.data import check_data_files
 from optimizer.intake.model import model_format, source_of
@@ -71,6 +72,11 @@ CacheDirOpt = Annotated[Path | None, typer.Option(
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Produce every variant anew; store nothing.")]
 RemeasureOpt = Annotated[bool, typer.Option(help="Time variants taken from the store again (default: reuse "
                                                  "their stored latency when measured the same way here).")]
+
+
+RayOpt = Annotated[str | None, typer.Option(
+    "--ray", help="Produce the points as tasks on this Ray cluster (ADDRESS, or $STUDIO_RAY_ADDRESS); latency is "
+                  "then measured here, for every point alike.")]
 
 
 def cache_dir_of(cache_dir: Path | None, no_cache: bool) -> str | None:
@@ -242,9 +248,7 @@ def sweep(
     = Path("out-sweep"),
     output_format: Annotated[OutputFormat, typer.Option("--format", help="How to print results.")] = OutputFormat.TABLE,
     cache_dir: CacheDirOpt = None, no_cache: NoCacheOpt = False,
-    ray: Annotated[str | None, typer.Option(
-        "--ray", help="Produce the points as tasks on this Ray cluster (ADDRESS, or $STUDIO_RAY_ADDRESS); latency is "
-                      "then measured here, for every point alike.")] = None,
+    ray: RayOpt = None,
 ) -> None:
     """Every point of every --grid (each a variant measured like any other, its parameters in its row) on each
     model; one table with a model column and a column per swept parameter, also written to --out/sweep.csv."""
@@ -265,10 +269,12 @@ def sweep(
         for model in chosen:
             check_data_files(model_data[model], calib, eval_data, labels=labels)
 
-        def run_one(model: Path, folder: Path) -> list[dict[str, object]]:
+        address = cluster_address(ray)
+
+        def run_one(model: Path, folder: Path) -> list[dict[str, Any]]:
             typer.echo(f"{model}: {len(per_model[model])} variant(s) into {folder}", err=True)
-            return run_comparison(model, folder, per_model[model], data=model_data[model], labels=labels, calib=calib,
-                                  eval_data=eval_data, options=options, on_progress=_print_progress).rows
+            return _run_points(Inputs(model, model_data[model], labels, calib, eval_data), options, address,
+                               per_model[model], folder, _print_progress)
 
         table = sweep_table(run_sweep(chosen, out, run_one), swept_parameters(grid))
     out.mkdir(parents=True, exist_ok=True)
@@ -306,7 +312,7 @@ def search(
     out: Annotated[Path, typer.Option(help="Folder of the study (search.db) and of every batch's files.")]
     = Path("out-search"),
     output_format: Annotated[OutputFormat, typer.Option("--format", help="table or json.")] = OutputFormat.TABLE,
-    cache_dir: CacheDirOpt = None, no_cache: NoCacheOpt = False,
+    cache_dir: CacheDirOpt = None, no_cache: NoCacheOpt = False, ray: RayOpt = None,
 ) -> None:
     """A multi-objective search (Optuna) over kinds and their options for the smallest, fastest, most accurate
     variants within the limits; ends with the Pareto set and the variant to ship, or how close it came."""
@@ -320,9 +326,10 @@ def search(
                                 kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()))
         options = RunOptions(threads=threads, seed=seed, cache_dir=cache_dir_of(cache_dir, no_cache))
 
-        def run_batch(specs: list[VariantSpec], folder: Path) -> list[dict[str, object]]:
-            return run_comparison(model, folder, specs, data=data, labels=labels, calib=calib, eval_data=eval_data,
-                                  options=options).rows
+        inputs, address = Inputs(model, data, labels, calib, eval_data), cluster_address(ray)
+
+        def run_batch(specs: list[VariantSpec], folder: Path) -> list[dict[str, Any]]:
+            return _run_points(inputs, options, address, specs, folder)
 
         result = run_search(request, source_of(model_format(model)), out, run_batch, on_trial=_print_trial)
     if output_format is OutputFormat.JSON:
@@ -356,6 +363,19 @@ def priority_of(text: str) -> Priority:
         return Priority(text)
     except ValueError:
         raise InvalidOption(f"--priority: expected size, latency or accuracy; found {text!r}") from None
+
+
+def _run_points(inputs: Inputs, options: RunOptions, address: str | None, specs: list[VariantSpec], folder: Path,
+                progress: Callable[[ProgressEvent], None] | None = None) -> list[dict[str, Any]]:
+    """The rows of some points of a sweep or search: on the Ray cluster at ``address`` (latency timed here), or here."""
+    if address is not None:
+        return run_on_cluster(address, inputs, specs, options, folder, on_point=_print_point)
+    return run_comparison(inputs.model, folder, specs, data=inputs.data, labels=inputs.labels, calib=inputs.calib,
+                          eval_data=inputs.eval_data, options=options, on_progress=progress).rows
+
+
+def _print_point(variant: str, node: str) -> None:
+    typer.echo(f"  produced {variant} on Ray node {node}", err=True)
 
 
 def _print_trial(event: dict[str, Any]) -> None:
