@@ -285,7 +285,7 @@ def standby(store: RunStore, server_pid: int | None = None) -> int:
     warm = WarmWorkers.start(folder)
 
     def mark_ready() -> None:
-        importlib.import_module("optimizer.measure.stats")  # scipy, for the statistics at the end of a run
+        importlib.import_module("optimizer.measure.stats")  # the statistics at the end of a run
         if warm.wait_ready(STANDBY_READY_TIMEOUT_S):
             (folder / "ready").touch()
 

@@ -8,7 +8,6 @@ becomes a row with its reason; only a refused model or refused data stops the ru
 from __future__ import annotations
 
 import contextlib
-import importlib
 import shutil
 import threading
 import time
@@ -509,8 +508,6 @@ def run_comparison(
     escape later is an error of the run itself (its folder full or unwritable, a cancel), after every worker
     it started has been stopped.
     """
-    # The statistics at the end need scipy (about 1 s to import): load it while the workers do the work.
-    threading.Thread(target=importlib.import_module, args=("optimizer.measure.stats",), daemon=True).start()
     run = _Run(RunInputs(model_path, data, labels, calib, eval_data), RunLayout(out_dir), specs, options,
                on_progress or (lambda event: None), cancel, warm)
     with run.step(Step.PREPARE):

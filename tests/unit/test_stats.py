@@ -80,3 +80,14 @@ def test_bootstrap_by_hand_when_every_pair_moves_the_same_way():
     # Two samples, one lost: resample means can only be -1, -0.5 or 0; the 95% interval spans them all.
     low, high = bootstrap_delta_interval(np.array([True, True]), np.array([True, False]))
     assert (low, high) == (-1.0, 0.0)
+
+
+def test_the_exact_mcnemar_p_value_is_scipys_binomial_test_without_scipy():
+    from scipy import stats as scipy_stats
+
+    from optimizer.measure.stats import binomial_two_sided_half
+
+    for n in (1, 2, 7, 40, 333, 2500):
+        for k in {0, 1, n // 5, n // 2, n}:
+            expected = scipy_stats.binomtest(min(k, n - k), n, 0.5).pvalue
+            assert abs(binomial_two_sided_half(min(k, n - k), n) - expected) <= 1e-12 * max(expected, 1e-300)
