@@ -32,7 +32,7 @@ def binomial_two_sided_half(k: int, n: int) -> float:
     if n == 0:
         return 1.0
     tail = sum(math.comb(n, i) for i in range(min(k, n - k) + 1))
-    return min(1.0, 2 * tail / 2**n)
+    return float(min(1.0, 2 * tail / 2**n))
 
 
 def bootstrap_delta_interval(reference_correct: np.ndarray, variant_correct: np.ndarray, resamples: int = 2000,
