@@ -5,6 +5,7 @@ import streamlit as st
 from optimizer.intake.model import ModelFormat, model_format, source_of
 from optimizer.measure.evaluate import Task
 from optimizer.run.options import RunOptions
+from optimizer.sweep import grid_specs
 from optimizer.variants import KINDS, default_kinds, option_defaults, spec_with_options
 from ui import services, state, targets, widgets
 
@@ -74,15 +75,26 @@ with widgets.user_errors():
             st.caption("Pruning and clustering shrink the compressed (gzip) size only; no x86 TFLite kernel runs "
                        "sparse, 2:4 or clustered weights faster. Each technique starts from a fresh copy of the "
                        "model and fine-tunes on the labelled calibration split with a fixed seed.")
+    with st.expander("Parameter sweep (grids)"):
+        grids = [line.strip() for line in st.text_area(
+            "One grid per line", "", key="sweep_grids", placeholder="prune:sparsity=0.3,0.5,0.7,0.9:epochs=1\n"
+                                                                   "cluster:clusters=8,16,32",
+            help="KIND:OPTION=V1,V2[:OPTION=...]: every point is one more variant, measured like the others; "
+                 "Compare then draws each swept option against accuracy, size and latency.").splitlines()
+            if line.strip()]
     target_fields, targets_blocked = targets.picker(services.runs_dir())
     specs = [spec_with_options(k, options) for k in chosen]
+    if grids:
+        points = grid_specs(grids, source_of(fmt))
+        specs += [p for p in points if p.name not in {s.name for s in specs}]
+        st.caption(f"The grids add {len(points) - 1} point(s): " + ", ".join(p.name for p in points[1:]))
     request = services.job_request(choice, specs, threads=int(threads), timed_runs=int(timed_runs),
                                    warmup_runs=int(warmup_runs), task=task, seed=int(seed),
                                    accuracy_output=accuracy_output, **target_fields)
     if outputs:
         request.options.tasks_for(outputs)  # refuses an output name the model does not have, before the run
-    blocked = (widgets.run_blocker(store, request, check) or (None if chosen else "Choose at least one variant kind.")
-               or targets_blocked)
+    nothing = None if chosen or grids else "Choose at least one variant kind."
+    blocked = widgets.run_blocker(store, request, check) or nothing or targets_blocked
     if widgets.run_button("Run", key="run_button", blocked=blocked):
         services.start_run(request)
         st.rerun()  # redraw Run as off while this run is active

@@ -19,6 +19,7 @@ from optimizer.report.charts import (
 from optimizer.report.html import html_report
 from optimizer.report.recommend import Budget, recommend_variant
 from optimizer.report.results import StoredRun, VariantResult, has_results, per_output_columns
+from optimizer.report.sweep_charts import sweep_figures, swept_options
 from ui import services, widgets
 from ui.op_profile import op_profile_section
 
@@ -47,6 +48,13 @@ if not run.finished:
 if run.failures:
     st.warning(f"{len(run.failures)} variant(s) did not come out: " +
                "; ".join(f"{f.variant} ({f.status}): {f.reason}" for f in run.failures))
+
+for target in run.manifest.get("targets") or []:  # each target's timing: what it could not resolve, or why it failed
+    if target.get("error"):
+        st.warning(f"Target {target.get('label')} was not measured: {target['error']}")
+    elif target.get("latency_note"):
+        st.info(f"Latency on {target.get('label')}: {target['latency_note']}; such differences are marked "
+                "'unresolved' and never decide the recommendation.")
 
 headline = st.container()  # filled once the priority and the budget below are read
 priority_column, size_column, latency_column, drop_column = st.columns(4)
@@ -135,6 +143,13 @@ def recipes(run: StoredRun) -> None:
                 language="python")
 
 
+def parameter_sweep(run: StoredRun) -> None:
+    st.caption("Each swept option against each figure: one line per kind, float32 dashed. The trade-off chart "
+               "above draws every point with the Pareto front.")
+    for option, figure, chart in sweep_figures(run.rows):
+        st.plotly_chart(chart, key=f"sweep_{option}_{figure}")
+
+
 # Sections drawn only when opened (each reruns alone). More sections: one widgets.on_demand(title, key, draw, *args)
 # line each, below the others.
 st.subheader("Details")
@@ -149,6 +164,8 @@ if any(v.audit for v in run.variants):
 if run.with_recipe:
     widgets.on_demand("Recipes", "show_recipes", recipes, run)
 widgets.on_demand("Where the time goes (per-op profile)", "show_op_profile", op_profile_section, run)
+if swept_options(run.rows):
+    widgets.on_demand("Parameter sweep", "show_sweep", parameter_sweep, run)
 
 st.subheader("Downloads")
 if run.produced:

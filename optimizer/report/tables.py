@@ -165,6 +165,27 @@ def _group_column(key: str) -> HumanColumn:
     return HumanColumn(key, key, FIGURE_SCALES.get(key.rpartition(": ")[2], "number"))
 
 
+# A target's column group (``"<user@host:port>: p50 ms"``, see results.PER_TARGET_FIGURES) as people read it; the
+# first three are shown by default beside this host's own latency, the rest are extras.
+TARGET_COLUMNS = {"p50 ms": ("Latency p50", "latency"), "latency verdict": ("latency vs float32", "text"),
+                  "error": ("not measured because", "text"), "p95 ms": ("Latency p95", "latency"),
+                  "resolution %": ("resolution (%)", "number"), "rounds": ("timing rounds", "count"),
+                  "first invoke ms": ("first invoke", "latency"), "peak memory bytes": ("Peak memory", "bytes"),
+                  "model memory bytes": ("Model memory", "bytes")}
+DEFAULT_TARGET_FIGURES = ("p50 ms", "latency verdict", "error")
+
+
+def _target_columns(frame: pd.DataFrame) -> list[HumanColumn]:
+    """Each other target's columns, titled ``"<target>: Latency p50"`` (the unit is added)."""
+    columns = []
+    for key in (str(c) for c in frame.columns if ": " in str(c)):
+        label, _, figure = key.rpartition(": ")
+        if figure in TARGET_COLUMNS and label:
+            title, scale = TARGET_COLUMNS[figure]
+            columns.append(HumanColumn(key, f"{label}: {title}", scale))
+    return columns
+
+
 def _groups(frame: pd.DataFrame) -> list[str]:
     return [str(c) for c in frame.columns if ": " in str(c) and str(c).rpartition(": ")[2] in PER_OUTPUT_FIGURES]
 
@@ -184,13 +205,15 @@ def _build(rows: list[dict[str, Any]]) -> tuple[_Table, pd.DataFrame, list[Varia
     with_values = {c: frame[c].notna().any() and (frame[c] != "").any() for c in frame.columns}
     quality = next((c for c in QUALITY_COLUMNS if with_values.get(c.key)), None)
     known = [c for c in (*DEFAULT_COLUMNS, *EXTRA_COLUMNS) if c.key != (quality.key if quality else None)]
-    wanted = ([quality] if quality else []) + known + [_group_column(key) for key in _groups(frame)]
+    targets = _target_columns(frame)
+    wanted = ([quality] if quality else []) + known + [_group_column(key) for key in _groups(frame)] + targets
     present = [c for c in wanted if with_values.get(c.key)]
     p50 = [number_or_none(v) for v in frame["latency_ms_p50"]] if "latency_ms_p50" in frame else []
     latency = latency_unit(max((v for v in p50 if v is not None), default=None))
     columns = {c.key: _scaled(frame[c.key], c, latency) for c in present}
     defaults = {c.key for c in DEFAULT_COLUMNS} | {k for k in _groups(frame) if k.rpartition(": ")[2] in
-                                                   DEFAULT_FIGURES}
+                                                   DEFAULT_FIGURES} | {
+        c.key for c in targets if c.key.rpartition(": ")[2] in DEFAULT_TARGET_FIGURES}
     extras = tuple(k for k in columns if k not in defaults and k != (quality.key if quality else None))
     return _Table(quality.key if quality else None, columns, extras), frame, variants
 

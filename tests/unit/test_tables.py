@@ -122,3 +122,20 @@ def test_the_html_report_opens_with_the_recommendation_and_the_table_for_people(
     assert "<th>Size (KB)</th>" in page and "✗ failed: calibration diverged" in page and ">nan<" not in page
     nothing = html_report(_rows(), {}, Budget(max_size_bytes=10))
     assert "<h2>No recommendation</h2>" in nothing and "No variant meets the budget" in nothing
+
+
+def test_each_other_target_gets_its_latency_beside_this_hosts_and_a_failed_target_its_reason():
+    rows = _rows()
+    rows[0]["targets"] = {"local": {"latency_ms_p50": 0.029}, "pi@10.0.0.5:22": {"latency_ms_p50": 0.4,
+                          "latency_verdict": None, "memory_peak_bytes": 50_000_000},
+                          "pi@10.0.0.9:22": {"error": "cannot reach pi@10.0.0.9:22: connection refused"}}
+    rows[1]["targets"] = {"pi@10.0.0.5:22": {"latency_ms_p50": 0.1, "latency_verdict": "faster"},
+                          "pi@10.0.0.9:22": {"error": "cannot reach pi@10.0.0.9:22: connection refused"}}
+    table = human_table(rows)
+    assert table["pi@10.0.0.5:22: Latency p50 (µs)"].tolist()[:2] == [400.0, 100.0]
+    assert table["pi@10.0.0.5:22: latency vs float32"].tolist()[1] == "faster"
+    assert table["pi@10.0.0.9:22: not measured because"].tolist()[0].endswith("connection refused")
+    assert "pi@10.0.0.5:22: Peak memory (MB)" not in table.columns  # an extra, one click away
+    assert "pi@10.0.0.5:22: Peak memory (MB)" in extra_columns(rows).values()
+    assert list(table.columns).index("pi@10.0.0.5:22: Latency p50 (µs)") > list(table.columns).index(
+        "Latency p50 (µs)")
