@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from optimizer.distributed import Inputs, cluster_address, run_on_cluster
+from optimizer.distributed import cluster_address, run_on_cluster
 from optimizer.errors import InvalidOption, OptimizerError, user_message
 from optimizer.intake.data import check_data_files
 from optimizer.intake.model import model_format, source_of
@@ -26,7 +26,7 @@ from optimizer.records import ProgressEvent, Stage
 from optimizer.report.recommend import Budget, Priority, Recommendation, recommend_variant
 from optimizer.report.results import VariantResult
 from optimizer.run.options import RunOptions
-from optimizer.run.pipeline import RunResult, inspect, run_comparison
+from optimizer.run.pipeline import RunInputs, RunResult, inspect, run_comparison
 from optimizer.variants import VariantSpec, parse_variant_list
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -273,7 +273,7 @@ def sweep(
 
         def run_one(model: Path, folder: Path) -> list[dict[str, Any]]:
             typer.echo(f"{model}: {len(per_model[model])} variant(s) into {folder}", err=True)
-            return _run_points(Inputs(model, model_data[model], labels, calib, eval_data), options, address,
+            return _run_points(RunInputs(model, model_data[model], labels, calib, eval_data), options, address,
                                per_model[model], folder, _print_progress)
 
         table = sweep_table(run_sweep(chosen, out, run_one), swept_parameters(grid))
@@ -326,7 +326,7 @@ def search(
                                 kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()))
         options = RunOptions(threads=threads, seed=seed, cache_dir=cache_dir_of(cache_dir, no_cache))
 
-        inputs, address = Inputs(model, data, labels, calib, eval_data), cluster_address(ray)
+        inputs, address = RunInputs(model, data, labels, calib, eval_data), cluster_address(ray)
 
         def run_batch(specs: list[VariantSpec], folder: Path) -> list[dict[str, Any]]:
             return _run_points(inputs, options, address, specs, folder)
@@ -365,7 +365,7 @@ def priority_of(text: str) -> Priority:
         raise InvalidOption(f"--priority: expected size, latency or accuracy; found {text!r}") from None
 
 
-def _run_points(inputs: Inputs, options: RunOptions, address: str | None, specs: list[VariantSpec], folder: Path,
+def _run_points(inputs: RunInputs, options: RunOptions, address: str | None, specs: list[VariantSpec], folder: Path,
                 progress: Callable[[ProgressEvent], None] | None = None) -> list[dict[str, Any]]:
     """The rows of some points of a sweep or search: on the Ray cluster at ``address`` (latency timed here), or here."""
     if address is not None:

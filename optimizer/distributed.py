@@ -25,24 +25,16 @@ from typing import Any
 from optimizer.errors import InvalidOption, OptimizerError
 from optimizer.run.cache import VariantCache
 from optimizer.run.options import RunOptions
+from optimizer.run.pipeline import RunInputs
 from optimizer.variants import VariantKind, VariantSpec
 
 RAY_ADDRESS_VARIABLE = "STUDIO_RAY_ADDRESS"
 RETRIES = 2  # Ray re-runs a task whose worker or node died this many times, on any live node
 
 
-@dataclass(frozen=True)
-class Inputs:
-    """The files of a run (model, data and labels), shipped to the cluster as bytes."""
-
-    model: Path
-    data: Path | None = None
-    labels: Path | None = None
-    calib: Path | None = None
-    eval_data: Path | None = None
-
-    def named(self) -> dict[str, Path]:
-        return {name: path for name, path in vars(self).items() if path is not None}
+def _files(inputs: RunInputs) -> dict[str, Path]:
+    """The run's files by role (model, data, labels, calib, eval_data), those given."""
+    return {role: path for role, path in vars(inputs).items() if path is not None}
 
 
 @dataclass
@@ -121,7 +113,7 @@ def _produce_point(files: dict[str, Any], names: dict[str, str], spec: dict[str,
         return entry
 
 
-def produce_on_cluster(address: str, inputs: Inputs, specs: Sequence[VariantSpec], options: RunOptions,
+def produce_on_cluster(address: str, inputs: RunInputs, specs: Sequence[VariantSpec], options: RunOptions,
                        cache: VariantCache, on_point: Callable[[str, str], None] = lambda name, node: None,
                        ) -> ClusterOutcome:
     """Produce every spec as one Ray task and put each result in ``cache``; float32 too (the reference every
@@ -130,11 +122,11 @@ def produce_on_cluster(address: str, inputs: Inputs, specs: Sequence[VariantSpec
         return _produce_all(ray, inputs, specs, options, cache, on_point)
 
 
-def _produce_all(ray: Any, inputs: Inputs, specs: Sequence[VariantSpec], options: RunOptions, cache: VariantCache,
+def _produce_all(ray: Any, inputs: RunInputs, specs: Sequence[VariantSpec], options: RunOptions, cache: VariantCache,
                  on_point: Callable[[str, str], None]) -> ClusterOutcome:
     task = ray.remote(num_cpus=1, max_retries=RETRIES, retry_exceptions=False)(_produce_point)
-    files = {role: ray.put(path.read_bytes()) for role, path in inputs.named().items()}
-    names = {role: path.name for role, path in inputs.named().items()}
+    files = {role: ray.put(path.read_bytes()) for role, path in _files(inputs).items()}
+    names = {role: path.name for role, path in _files(inputs).items()}
     pending = {task.remote(files, names, spec.to_dict(), options.to_dict()): spec.name for spec in specs}
     outcome = ClusterOutcome()
     while pending:
@@ -180,7 +172,7 @@ def _why(exc: BaseException) -> str:
     return f"{type(exc).__name__} after {RETRIES} retries: {first}"[:500]
 
 
-def run_on_cluster(address: str, inputs: Inputs, specs: Sequence[VariantSpec], options: RunOptions, folder: Path,
+def run_on_cluster(address: str, inputs: RunInputs, specs: Sequence[VariantSpec], options: RunOptions, folder: Path,
                    on_point: Callable[[str, str], None] = lambda name, node: None) -> list[dict[str, Any]]:
     """A sweep's or a search's points: produced on the cluster, then one local run that takes each from the
     store and times them all here, interleaved; a point the cluster could not produce is a failed row."""
