@@ -117,7 +117,9 @@ def test_significance_flips_and_latency_intervals(digits_run):
         assert 0 <= row["mcnemar_p"] <= 1 and row["accuracy_verdict"] in ("within noise", "significant")
         assert row["accuracy_delta_ci_low"] <= row["accuracy_delta"] <= row["accuracy_delta_ci_high"]
         assert row["latency_ms_p50_ci_low"] <= row["latency_ms_p50"] <= row["latency_ms_p50_ci_high"]
-        assert row["latency_verdict"] in ("faster", "slower", "same")
+        # "unresolved" only when the rounds could not reach the resolution (a loaded machine hit the time cap)
+        assert row["latency_verdict"] in ("faster", "slower", "same") or (
+            row["latency_verdict"] == "unresolved" and row["latency_resolution_pct"] > 5), row
     assert rows["int16x8"]["latency_verdict"] == "slower"  # reference kernels: ~20x the float32 latency
     assert rows["float16"]["accuracy_verdict"] == "within noise"
 
