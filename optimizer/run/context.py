@@ -163,7 +163,10 @@ class RunContext:
             measured = TargetBenchmark(target, self.layout.work_dir / "targets", self.options,
                                        self.cancel).run(files, samples)
             for spec in specs:
-                self._record_target(spec, target, measured)
+                try:
+                    self._record_target(spec, target, measured)
+                except Exception as exc:  # noqa: BLE001 - an error nobody planned for fails this variant only
+                    self.fail_unexpectedly(spec, "benchmarking", exc)
             entries.append(measured.entry)
         for spec in specs:
             row = self.rows[spec.name]

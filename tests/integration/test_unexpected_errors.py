@@ -15,20 +15,20 @@ pytestmark = pytest.mark.slow
 
 
 def test_an_unexpected_error_in_one_variant_is_that_variants_failed_row(tmp_path, monkeypatch):
-    real_sizes, real_benchmark = context.file_sizes, context.RunContext.benchmark
+    real_sizes, real_record = context.file_sizes, context.RunContext._record_target
 
     def sizes(path):
         if path.stem == "float16":
             raise RuntimeError("injected while sizing float16")
         return real_sizes(path)
 
-    def benchmark(run_context, spec):
+    def record(run_context, spec, target, measured):
         if spec.name == "dynamic_range":
             raise KeyError("injected while benchmarking dynamic_range")
-        return real_benchmark(run_context, spec)
+        return real_record(run_context, spec, target, measured)
 
     monkeypatch.setattr(context, "file_sizes", sizes)
-    monkeypatch.setattr(context.RunContext, "benchmark", benchmark)
+    monkeypatch.setattr(context.RunContext, "_record_target", record)
     specs = [VariantSpec(k) for k in ("float16", "dynamic_range", "int8", "int8_io")]
     result = run_comparison(CANCER_MODEL, tmp_path, specs, data=CANCER_DATA,
                             options=RunOptions(warmup_runs=1, threads=2))
