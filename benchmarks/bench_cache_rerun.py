@@ -14,23 +14,17 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench_default_run import _timed  # noqa: E402  (one way to time a CLI run: a fresh process, end to end)
+
 from optimizer.measure.benchmark import cpu_name  # noqa: E402
 from optimizer.paths import DEFAULT_DATA, DEFAULT_MODEL  # noqa: E402
-
-
-def _timed(command: list[str]) -> float:
-    started = time.perf_counter()
-    subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - started
 
 
 def main() -> None:
