@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
@@ -17,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from optimizer.distributed import cluster_address, run_on_cluster
+from optimizer.distributed import cluster_address, run_points
 from optimizer.errors import InvalidOption, OptimizerError, user_message
 from optimizer.intake.data import check_data_files
 from optimizer.intake.model import model_format, source_of
@@ -169,7 +169,7 @@ def run(
         options = _set_up_targets(options, out / "work") if target_setup else options
         result = run_comparison(model, out, specs, data=data, labels=labels, calib=calib, eval_data=eval_data,
                                 options=options, on_progress=_print_progress)
-        budget = budget_of(max_size_kb, max_p95_ms, max_accuracy_drop)
+        budget = Budget.of(max_size_kb, max_p95_ms, max_accuracy_drop)
     if report:
         from optimizer.report.html import html_report
 
@@ -273,8 +273,8 @@ def sweep(
 
         def run_one(model: Path, folder: Path) -> list[dict[str, Any]]:
             typer.echo(f"{model}: {len(per_model[model])} variant(s) into {folder}", err=True)
-            return _run_points(RunInputs(model, model_data[model], labels, calib, eval_data), options, address,
-                               per_model[model], folder, _print_progress)
+            return run_points(RunInputs(model, model_data[model], labels, calib, eval_data), options, address,
+                              per_model[model], folder, _print_progress, on_point=_print_point).rows
 
         table = sweep_table(run_sweep(chosen, out, run_one), swept_parameters(grid))
     out.mkdir(parents=True, exist_ok=True)
@@ -321,7 +321,7 @@ def search(
     with _refusals_exit_2():
         data = data or _default_data(model, calib, eval_data)
         check_data_files(data, calib, eval_data, labels=labels)
-        request = SearchRequest(budget_of(max_size_kb, max_p95_ms, max_accuracy_drop), trials=trials, batch=batch,
+        request = SearchRequest(Budget.of(max_size_kb, max_p95_ms, max_accuracy_drop), trials=trials, batch=batch,
                                 training=training, seed=seed, priority=priority_of(priority),
                                 kinds=tuple(k.strip() for k in kinds.split(",") if k.strip()))
         options = RunOptions(threads=threads, seed=seed, cache_dir=cache_dir_of(cache_dir, no_cache))
@@ -329,7 +329,7 @@ def search(
         inputs, address = RunInputs(model, data, labels, calib, eval_data), cluster_address(ray)
 
         def run_batch(specs: list[VariantSpec], folder: Path) -> list[dict[str, Any]]:
-            return _run_points(inputs, options, address, specs, folder)
+            return run_points(inputs, options, address, specs, folder, on_point=_print_point).rows
 
         result = run_search(request, source_of(model_format(model)), out, run_batch, on_trial=_print_trial)
     if output_format is OutputFormat.JSON:
@@ -352,26 +352,11 @@ def search(
     typer.echo(f"The study is stored in {out / 'search.db'}: the same command resumes it.")
 
 
-def budget_of(max_size_kb: float | None, max_p95_ms: float | None, max_accuracy_drop: float | None) -> Budget:
-    """The budget options as the recommendation reads them (KB = 1024 bytes; the drop in points)."""
-    return Budget(max_size_bytes=None if max_size_kb is None else max_size_kb * 1024, max_latency_ms_p95=max_p95_ms,
-                  max_accuracy_drop=None if max_accuracy_drop is None else max_accuracy_drop / 100)
-
-
 def priority_of(text: str) -> Priority:
     try:
         return Priority(text)
     except ValueError:
         raise InvalidOption(f"--priority: expected size, latency or accuracy; found {text!r}") from None
-
-
-def _run_points(inputs: RunInputs, options: RunOptions, address: str | None, specs: list[VariantSpec], folder: Path,
-                progress: Callable[[ProgressEvent], None] | None = None) -> list[dict[str, Any]]:
-    """The rows of some points of a sweep or search: on the Ray cluster at ``address`` (latency timed here), or here."""
-    if address is not None:
-        return run_on_cluster(address, inputs, specs, options, folder, on_point=_print_point)
-    return run_comparison(inputs.model, folder, specs, data=inputs.data, labels=inputs.labels, calib=inputs.calib,
-                          eval_data=inputs.eval_data, options=options, on_progress=progress).rows
 
 
 def _print_point(variant: str, node: str) -> None:

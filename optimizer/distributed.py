@@ -17,6 +17,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,8 +25,9 @@ from typing import Any
 
 from optimizer.errors import InvalidOption, OptimizerError
 from optimizer.run.cache import VariantCache
+from optimizer.run.context import ProgressCallback
 from optimizer.run.options import RunOptions
-from optimizer.run.pipeline import RunInputs
+from optimizer.run.pipeline import RunInputs, RunResult, run_comparison
 from optimizer.variants import VariantKind, VariantSpec
 
 RAY_ADDRESS_VARIABLE = "STUDIO_RAY_ADDRESS"
@@ -173,21 +175,34 @@ def _why(exc: BaseException) -> str:
 
 
 def run_on_cluster(address: str, inputs: RunInputs, specs: Sequence[VariantSpec], options: RunOptions, folder: Path,
-                   on_point: Callable[[str, str], None] = lambda name, node: None) -> list[dict[str, Any]]:
+                   on_point: Callable[[str, str], None] = lambda name, node: None,
+                   on_progress: ProgressCallback | None = None, cancel: threading.Event | None = None) -> RunResult:
     """A sweep's or a search's points: produced on the cluster, then one local run that takes each from the
     store and times them all here, interleaved; a point the cluster could not produce is a failed row."""
-    from optimizer.run.pipeline import run_comparison
-
     if options.cache_dir is None:
-        raise InvalidOption("--ray: the points come back through the variant store; drop --no-cache")
+        raise InvalidOption("Ray: the points come back through the variant store, which is off (--no-cache or "
+                            "STUDIO_CACHE=0); turn it on")
     outcome = produce_on_cluster(address, inputs, specs, options, VariantCache(Path(options.cache_dir)), on_point)
     kept = [spec for spec in specs if spec.name not in outcome.failed]
-    rows = run_comparison(inputs.model, folder, kept, data=inputs.data, labels=inputs.labels, calib=inputs.calib,
-                          eval_data=inputs.eval_data, options=options).rows if kept else []
+    result = run_comparison(inputs.model, folder, kept, data=inputs.data, labels=inputs.labels, calib=inputs.calib,
+                            eval_data=inputs.eval_data, options=options, on_progress=on_progress,
+                            cancel=cancel) if kept else RunResult([], {}, folder)
     failed = [{"variant": spec.name, "kind": str(spec.kind), "label": spec.info.label, "status": "failed",
                "error": f"on the Ray cluster: {outcome.failed[spec.name]}", "options": dict(spec.options)}
               for spec in specs if spec.name in outcome.failed]
-    return rows + failed
+    return replace(result, rows=result.rows + failed, manifest={**result.manifest, "ray": {
+        "address": address, "produced_on": outcome.produced_on, "failed": outcome.failed}})
+
+
+def run_points(inputs: RunInputs, options: RunOptions, address: str | None, specs: list[VariantSpec], folder: Path,
+               on_progress: ProgressCallback | None = None, cancel: threading.Event | None = None,
+               on_point: Callable[[str, str], None] = lambda name, node: None) -> RunResult:
+    """Some points of a sweep or search (or an app run): on the Ray cluster at ``address`` (latency timed here),
+    or all here when there is no address."""
+    if address is not None:
+        return run_on_cluster(address, inputs, specs, options, folder, on_point, on_progress, cancel)
+    return run_comparison(inputs.model, folder, specs, data=inputs.data, labels=inputs.labels, calib=inputs.calib,
+                          eval_data=inputs.eval_data, options=options, on_progress=on_progress, cancel=cancel)
 
 
 def cluster_address(given: str | None) -> str | None:

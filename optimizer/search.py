@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,22 @@ class SearchRequest:
     def __post_init__(self) -> None:
         if self.trials < 1 or self.batch < 1:
             raise InvalidOption(f"search: trials and batch must be >= 1; found {self.trials} and {self.batch}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """As a job request stores it (JSON)."""
+        return {"budget": asdict(self.budget), "trials": self.trials, "batch": self.batch, "kinds": list(self.kinds),
+                "training": self.training, "seed": self.seed, "priority": str(self.priority)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SearchRequest:
+        try:
+            return cls(Budget(**data.get("budget") or {}), trials=int(data.get("trials", 30)),
+                       batch=int(data.get("batch", 4)), kinds=tuple(data.get("kinds") or ()),
+                       training=bool(data.get("training")), seed=int(data.get("seed", 0)),
+                       priority=Priority(data.get("priority", "size")))
+        except (TypeError, ValueError) as exc:
+            raise InvalidOption(f"search request: expected budget, trials, batch, kinds, training, seed and "
+                                f"priority; found {sorted(data)} ({exc})") from None
 
 
 def searchable_kinds(source: SourceFormat, request: SearchRequest) -> list[str]:

@@ -1,10 +1,14 @@
 """Variants & run: choose kinds and options, run in the background, watch live progress, cancel."""
 
+from dataclasses import replace
+
 import streamlit as st
 
 from optimizer.intake.model import ModelFormat, model_format, source_of
 from optimizer.measure.evaluate import Task
+from optimizer.report.recommend import Budget
 from optimizer.run.options import RunOptions
+from optimizer.search import SearchRequest
 from optimizer.sweep import grid_specs
 from optimizer.variants import KINDS, default_kinds, option_defaults, spec_with_options
 from ui import services, state, targets, widgets
@@ -98,6 +102,29 @@ with widgets.user_errors():
     if widgets.run_button("Run", key="run_button", blocked=blocked):
         services.start_run(request)
         st.rerun()  # redraw Run as off while this run is active
+
+with st.expander("Budget-driven search"), widgets.user_errors():
+    st.caption("Optuna proposes kinds and their options, measures them in batches and prunes what cannot fit; "
+               "it ends with the Pareto set and the variant to ship within these limits, or how close it came. "
+               "A limit of 0 is no limit. Resumable: the variant store keeps every measured point.")
+    cols = st.columns(4)
+    max_kb = cols[0].number_input("Max size (KB)", 0.0, 1e7, 0.0, key="search_max_kb")
+    max_ms = cols[1].number_input("Max p95 latency (ms)", 0.0, 1e5, 0.0, format="%.3f", key="search_max_ms")
+    max_drop = cols[2].number_input("Max accuracy drop (points)", 0.0, 100.0, 1.0, key="search_max_drop")
+    trials = cols[3].number_input("Trials", 1, 500, 12, key="search_trials")
+    left, right = st.columns(2)
+    priority = widgets.priority_select(left, key="search_priority")
+    search_training = right.checkbox("Also fine-tuning kinds (minutes per trial)", False, key="search_training",
+                                     disabled=not trainable)
+    search = SearchRequest(Budget.of(max_kb or None, max_ms or None, max_drop or None), trials=int(trials),
+                           training=search_training, seed=int(seed), priority=priority)
+    search_request = replace(services.job_request(choice, None, threads=int(threads), seed=int(seed), task=task,
+                                                  accuracy_output=accuracy_output, **target_fields),
+                             search=search.to_dict())
+    if widgets.run_button("Search", key="search_button",
+                          blocked=widgets.run_blocker(store, search_request, check) or targets_blocked):
+        services.start_run(search_request)
+        st.rerun()
 
 if run_id:
     st.subheader("Progress")

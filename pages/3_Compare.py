@@ -67,6 +67,7 @@ budget = Budget(max_size_bytes=max_kb * 1024 if max_kb is not None else None, ma
 with headline:
     widgets.recommendation_headline(run, recommend_variant(run.variants, budget, priority))
 widgets.row_warnings(run)
+widgets.search_outcome(run)
 if per_output_columns(run.rows):
     st.caption(widgets.per_output_caption(run))
 widgets.results_table(run, budget)

@@ -22,6 +22,7 @@ from optimizer.jobs.store import ACTIVE, RunStore
 from optimizer.records import VARIANT_SHARE, RunLayout, Stage
 from optimizer.report import results
 from optimizer.report.charts import measured, tradeoff_figure
+from optimizer.report.format import format_bytes
 from optimizer.report.recommend import Budget, Priority, Recommendation
 from optimizer.report.results import StoredRun, VariantResult
 from ui import state
@@ -168,6 +169,8 @@ def show_progress(store: RunStore, run_id: str) -> dict[str, Any] | None:
         st.success(f"Run {run_id} finished.")
     else:
         st.error(f"Run {run_id} {status}: {record.get('error') or ''}")
+    if search := progress.get("search"):
+        search_progress(search)
     for variant, entry in (progress.get("variants") or {}).items():
         stage = entry.get("stage", "")
         share = VARIANT_SHARE.get(Stage(stage), 0.05) if stage in Stage.__members__.values() else 0.05
@@ -180,6 +183,42 @@ def show_progress(store: RunStore, run_id: str) -> dict[str, Any] | None:
             text += f" - {entry['error']}"
         st.progress(share, text=text)
     return record
+
+
+def search_progress(search: dict[str, Any]) -> None:
+    """A search's trials so far (of how many) and the latest ones' outcomes, one line each."""
+    done, total = search.get("done") or [], max(1, int(search.get("trials") or 1))
+    st.progress(min(1.0, len(done) / total), text=f"search: {len(done)} of {total} trials")
+    lines = []
+    for event in done[-5:]:
+        if event.get("state") == "complete":
+            figures = (f"{format_bytes(float(event['size_bytes']))}, p95 {float(event['latency_ms_p95']):.3f} ms, "
+                       f"drop {float(event['accuracy_drop_points']):.2f} points, "
+                       + ("within budget" if event.get("feasible") else "over budget"))
+        else:
+            figures = f"{event.get('state')}: {event.get('reason')}"
+        lines.append(f"- trial {event['trial']} **{event['variant']}**: {figures}")
+    if lines:
+        st.markdown("\n".join(lines))
+
+
+def search_outcome(run: StoredRun) -> None:
+    """What a search run ended with: the variant to ship within its budget (or each unmet limit and how close it
+    came), the Pareto set, and every trial in a table."""
+    search = run.manifest.get("search")
+    if not search:
+        return
+    st.subheader("Search")
+    if search.get("recommendation"):
+        st.success(f"Within the budget: **{search['recommendation']}**. {search.get('reason') or ''}")
+    else:
+        st.error("No variant met the budget. " + (search.get("reason") or "") + "\n"
+                 + "\n".join(f"- {line}" for line in search.get("shortfall") or []))
+    within = "within the budget" if search.get("pareto_within_budget") else "none within the budget; of all measured"
+    st.markdown(f"Pareto set ({within}): " + (", ".join(search.get("pareto") or []) or "none"))
+    trials = pd.DataFrame(search.get("trials") or [])
+    if not trials.empty:
+        st.dataframe(trials, hide_index=True)
 
 
 def pick_run(store: RunStore, label: str, key: str, default: str | None = None,
@@ -310,10 +349,10 @@ PRIORITY_LABELS = {Priority.SIZE: "Size: the smallest file", Priority.LATENCY: "
 _TONE_COLOURS = {"good": "green", "bad": "red", "neutral": "gray"}
 
 
-def priority_select(container: Any) -> Priority:
+def priority_select(container: Any, key: str = "priority") -> Priority:
     """The select box "What matters most" (size by default), in ``container`` (a column)."""
     chosen = container.selectbox(
-        "What matters most", list(Priority), format_func=PRIORITY_LABELS.get, key="priority",
+        "What matters most", list(Priority), format_func=PRIORITY_LABELS.get, key=key,
         help="The recommendation prefers this first, then the others; a difference the run's statistics call the "
              "same (latency) or within noise (accuracy), or a size within 2%, never decides.")
     return Priority(chosen)

@@ -23,13 +23,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from optimizer.distributed import cluster_address, run_points
 from optimizer.errors import InvalidOption, OptimizerError, folder_problem, user_message
-from optimizer.intake.model import file_sha256
+from optimizer.intake.model import file_sha256, model_format, source_of
 from optimizer.jobs.store import HEARTBEAT_S, RunStore, new_run_id, unwritable
 from optimizer.paths import default_cache_dir
 from optimizer.records import ProgressEvent, Stage, check_known_fields
 from optimizer.run.options import RunOptions
-from optimizer.run.pipeline import WarmWorkers, run_comparison
+from optimizer.run.pipeline import RunInputs, WarmWorkers, run_comparison
+from optimizer.search import SearchRequest, run_search
 from optimizer.variants import VariantSpec
 
 
@@ -45,13 +47,14 @@ class JobRequest:
     eval_data: str | None = None
     variants: list[dict[str, Any]] = field(default_factory=list)
     options: RunOptions = field(default_factory=RunOptions)
+    search: dict[str, Any] | None = None  # a budget-driven search (SearchRequest.to_dict) instead of the variants
 
     def specs(self) -> list[VariantSpec] | None:
         return [VariantSpec.from_dict(v) for v in self.variants] or None
 
     def to_dict(self) -> dict[str, Any]:
         return {**{name: getattr(self, name) for name in _INPUT_FIELDS}, "variants": list(self.variants),
-                "options": self.options.to_dict()}
+                "options": self.options.to_dict(), **({"search": self.search} if self.search else {})}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobRequest:
@@ -82,6 +85,8 @@ def submit(store: RunStore, request: JobRequest, session: str | None = None) -> 
 
     Raises InvalidOption for a bad request and StoreUnavailable when the runs folder cannot be written."""
     request.specs()  # validates variant specs (the options validated themselves)
+    if request.search is not None:
+        SearchRequest.from_dict(request.search)
     sources = {name: getattr(request, name) for name in _INPUT_FIELDS if getattr(request, name)}
     for name, value in sources.items():
         if not Path(value).is_file():
@@ -142,6 +147,12 @@ class _ProgressRecorder:
         if now - self._last_write > 0.3 or event.stage in (Stage.DONE, Stage.MEASURED, Stage.CONVERTED):
             self.flush()
             self._last_write = now
+
+    def trial(self, event: dict[str, Any], trials: int) -> None:
+        """One finished trial of a search (its outcome, the count of the total)."""
+        search = self.state.setdefault("search", {"trials": trials, "done": []})
+        search["done"] = [*search["done"], event][-200:]
+        self.flush()
 
     def flush(self) -> None:
         self.store.update(self.run_id, progress=self.state)
@@ -207,15 +218,24 @@ def run_job(store: RunStore, run_id: str, warm: WarmWorkers | None = None) -> No
         options = request.options
         if options.cache_dir is None and (store_dir := default_cache_dir(store.root)) is not None:
             options = replace(options, cache_dir=str(store_dir))  # the runs folder's variant store
-        result = run_comparison(
-            Path(local["model"]), job_dir, request.specs(),
-            data=_path(local.get("data")), labels=_path(local.get("labels")), calib=_path(local.get("calib")),
-            eval_data=_path(local.get("eval_data")), options=options, on_progress=recorder, cancel=cancel,
-            warm=warm)
+        inputs = RunInputs(Path(local["model"]), *(_path(local.get(name)) for name in _INPUT_FIELDS[1:]))
+        if request.search is not None:
+            rows, manifest = _search(inputs, SearchRequest.from_dict(request.search), options, job_dir, recorder,
+                                     cancel, warm)
+        elif (address := cluster_address(None)) is not None and request.variants:
+            if warm is not None:
+                warm.abort()
+            result = run_points(inputs, options, address, request.specs() or [], job_dir, recorder, cancel)
+            rows, manifest = result.rows, result.manifest
+        else:
+            result = run_comparison(inputs.model, job_dir, request.specs(), data=inputs.data, labels=inputs.labels,
+                                    calib=inputs.calib, eval_data=inputs.eval_data, options=options,
+                                    on_progress=recorder, cancel=cancel, warm=warm)
+            rows, manifest = result.rows, result.manifest
         recorder.flush()
-        manifest = {**result.manifest, "request": local}
+        manifest = {**manifest, "request": local}
         status = "cancelled" if cancel.is_set() else "done"
-        store.update(run_id, rows=result.rows, manifest=manifest, status=status,
+        store.update(run_id, rows=rows, manifest=manifest, status=status,
                      error="cancelled by the user" if cancel.is_set() else None)
     except OptimizerError as exc:
         _fail(store, run_id, recorder, "cancelled" if cancel.is_set() else "failed", user_message(exc))
@@ -229,6 +249,34 @@ def run_job(store: RunStore, run_id: str, warm: WarmWorkers | None = None) -> No
         _fail(store, run_id, recorder, "failed", f"Unexpected error ({type(exc).__name__}): {exc}"[:500])
     finally:
         stop_watch.set()
+
+
+def _search(inputs: RunInputs, request: SearchRequest, options: RunOptions, job_dir: Path,
+            recorder: _ProgressRecorder, cancel: threading.Event,
+            warm: WarmWorkers | None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """A budget-driven search as a job: each batch of proposals is a run under ``job_dir/search`` (on the Ray
+    cluster of $STUDIO_RAY_ADDRESS when set), each trial goes into the progress; the rows are every distinct
+    measured variant (their files' paths made relative to the job folder), the manifest the last batch's plus
+    the search's outcome."""
+    if warm is not None:
+        warm.abort()  # one warm start cannot serve several batches; each batch starts its own workers
+    address, last = cluster_address(None), dict[str, Any]()
+
+    def run_batch(specs: list[VariantSpec], folder: Path) -> list[dict[str, Any]]:
+        result = run_points(inputs, options, address, specs, folder, recorder, cancel)
+        last.update(result.manifest)
+        prefix = folder.relative_to(job_dir)
+        return [{**row, **{key: str(prefix / row[key]) for key in ("path", "recipe_path") if row.get(key)}}
+                for row in result.rows]
+
+    def on_trial(event: dict[str, Any]) -> None:
+        recorder.trial(event, request.trials)
+
+    found = run_search(request, source_of(model_format(inputs.model)), job_dir / "search", run_batch, on_trial, cancel)
+    outcome = {"request": request.to_dict(), "trials": found.trials, "pareto": found.pareto,
+               "pareto_within_budget": found.pareto_within_budget, "recommendation": found.recommendation.name,
+               "reason": found.recommendation.reason, "shortfall": found.shortfall, "ray": address}
+    return found.rows, {**last, "search": outcome}
 
 
 def _folder_full_or_read_only(error: OSError, job_dir: Path) -> bool:

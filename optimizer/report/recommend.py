@@ -76,6 +76,12 @@ class Budget:
     max_latency_ms_p95: float | None = None
     max_accuracy_drop: float | None = None  # in accuracy units (0.01 = one point)
 
+    @classmethod
+    def of(cls, max_size_kb: float | None, max_p95_ms: float | None, max_accuracy_drop_points: float | None) -> Budget:
+        """From the limits as people give them (KB = 1024 bytes; the drop in accuracy points)."""
+        return cls(max_size_bytes=None if max_size_kb is None else max_size_kb * 1024, max_latency_ms_p95=max_p95_ms,
+                   max_accuracy_drop=None if max_accuracy_drop_points is None else max_accuracy_drop_points / 100)
+
     @property
     def limited(self) -> bool:
         """At least one limit is set."""

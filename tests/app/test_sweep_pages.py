@@ -57,3 +57,42 @@ def test_compare_draws_each_swept_option_and_says_what_the_targets_could_not_mea
     titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
     assert "Accuracy by sparsity" in titles and "gzip size (bytes) by sparsity" in titles
     assert not any("epochs" in t for t in titles)  # one value: not a swept option
+
+
+def test_the_search_form_queues_a_budget_driven_search(runs_dir, monkeypatch):
+    from ui import services
+
+    queued = []
+    monkeypatch.setattr(services, "start_run", lambda request: queued.append(request) or "run-id")
+    at = _app("pages/2_Variants_and_run.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    at.number_input(key="search_max_kb").set_value(100.0)
+    at.number_input(key="search_max_ms").set_value(0.0)  # no latency limit
+    at.number_input(key="search_trials").set_value(7)
+    at.selectbox(key="search_priority").set_value("latency")
+    at.run()
+    at.button(key="search_button").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert len(queued) == 1
+    search = queued[0].search
+    assert search["budget"] == {"max_size_bytes": 100 * 1024, "max_latency_ms_p95": None, "max_accuracy_drop": 0.01}
+    assert search["trials"] == 7 and search["priority"] == "latency"
+    assert queued[0].variants == []  # the search proposes its own variants
+
+
+def test_compare_shows_what_a_search_ended_with(runs_dir):
+    store = RunStore(runs_dir)
+    run_id = store.create("s.keras", {"model": {"name": "s.keras", "sha256": "cd" * 32}}, {"seed": 0})
+    rows = [{"variant": "float32", "kind": "float32", "status": "ok", "size_bytes": 400_000, "latency_ms_p50": 0.2,
+             "latency_ms_p95": 0.3, "accuracy": 0.97, "options": {}}]
+    search = {"trials": [{"trial": 0, "state": "complete", "variant": "int8", "kind": "int8", "size_bytes": 300_000,
+                          "feasible": False}], "pareto": ["int8"], "pareto_within_budget": False,
+              "recommendation": None, "reason": "no measured variant is within the budget",
+              "shortfall": ["size: the smallest was 293 KB, the limit 100 KB"]}
+    store.update(run_id, rows=rows, manifest={"cpu": "Test CPU", "threads": 1, "search": search}, status="done")
+    at = _app("pages/3_Compare.py")
+    at.query_params["run"] = run_id
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("No variant met the budget" in e.value and "293 KB" in e.value for e in at.error)
+    assert any("Pareto set (none within the budget" in m.value for m in at.markdown)

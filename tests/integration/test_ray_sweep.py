@@ -20,8 +20,9 @@ POINTS = ["float32", "int8_calibration_samples50", "int8_calibration_samples100"
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def cluster():
+    """One cluster for the module (a start takes ~30 s); the test that kills its worker node comes last."""
     started = LocalRayCluster.start()
     try:
         yield started
@@ -54,6 +55,29 @@ def test_a_sweep_on_two_nodes_records_which_node_produced_each_point(cluster, tm
     assert {r["produced_on"] for r in rows} == set(nodes)  # two CPUs, one per node: both nodes worked
     assert all(r["from_cache"] and r["latency_ms_p50"] > 0 for r in rows)  # timed here, after they came back
     assert [r["param: calibration_samples"] for r in rows][1:] == [50, 100, 200]
+
+
+def test_an_app_job_produces_its_variants_on_the_cluster_of_studio_ray_address(cluster, tmp_path, monkeypatch):
+    from optimizer.jobs.runner import JobRequest, run_job, submit
+    from optimizer.jobs.store import RunStore
+    from optimizer.run.options import RunOptions
+
+    monkeypatch.setenv("STUDIO_RAY_ADDRESS", cluster.address)
+    monkeypatch.setenv("STUDIO_CACHE", "1")  # the points come back through the runs folder's variant store
+    store = RunStore(tmp_path / "runs")
+    variants = [{"kind": "float32"}, {"kind": "int8", "options": {"calibration_samples": 50},
+                                      "name": "int8_calibration_samples50"}]
+    run_id = submit(store, JobRequest(model=str(DIGITS_MODEL), data=str(DIGITS_DATA), variants=variants,
+                                      options=RunOptions(timed_runs=50)))
+    store.claim_next("test", max_running=1)
+    run_job(store, run_id)
+    record = store.get(run_id)
+    assert record["status"] == "done", record["error"]
+    rows = record["rows"]
+    assert [r["variant"] for r in rows] == ["float32", "int8_calibration_samples50"]
+    assert all(r["status"] == "ok" and r["produced_on"] in _alive_nodes(cluster.address) for r in rows)
+    assert all(r["latency_ms_p50"] > 0 for r in rows)  # timed here, on this host
+    assert record["manifest"]["ray"]["address"] == cluster.address
 
 
 def test_a_node_killed_mid_sweep_loses_no_completed_point(cluster, tmp_path):
