@@ -187,7 +187,8 @@ def test_bad_upload_shows_a_clear_error_and_cannot_be_run(server, page, tmp_path
         .to_be_visible(timeout=60_000)
     assert page.get_by_text("Traceback").count() == 0
     _open_page(page, "Variants and run")
-    expect(page.get_by_text(re.compile(r"Run is off: Model refused: broken\.tflite"))).to_be_visible(timeout=60_000)
+    refused = page.get_by_text(re.compile(r"Run is off: Model refused: broken\.tflite"))
+    expect(refused.first).to_be_visible(timeout=60_000)  # beside Run (and beside Search, in its closed expander)
     expect(_run_button(page)).to_be_disabled()
 
 
