@@ -6,7 +6,8 @@ the app queues a run), then starts ``streamlit run app.py`` of that checkout on 
 (STUDIO_WARM=0: no standby runner loading TensorFlow in the background while it measures) and opens
 ``/Compare?run=<id>`` N times, each in a fresh browser context (a new session with an empty cache, as when a link
 is opened). One timing is from navigation start (``performance.now()`` in the page) to the first moment when the
-first Plotly chart has data, the results table is drawn and the "Recommended" line is visible; the time each of
+first chart is drawn (a Plotly chart with data and traces, or an ECharts chart's SVG with its shapes and texts),
+the results table is drawn and the "Recommended" line is visible; the time each of
 those first appeared is printed too, with the main thread's long tasks and the Plotly charts on the page then.
 
 With ``--against OTHER_CHECKOUT`` both pages are measured in turn (this one, the other, this one, ...) by one
@@ -61,6 +62,9 @@ new PerformanceObserver(list => window.__long.push(...list.getEntries().map(e =>
   const m = window.__marks, now = performance.now();
   const plot = document.querySelector('.js-plotly-plot');
   if (!m.chart && plot?.data?.length > 0 && plot.querySelector('.scatterlayer .trace')) m.chart = now;
+  const echart = document.querySelector('[data-testid="stEChartsChart"] svg');  // the chart drawn by ECharts
+  if (!m.chart && echart?.querySelector('path') && echart.querySelector('text')
+      && echart.getBoundingClientRect().width > 0) m.chart = now;
   const grid = document.querySelector('[data-testid="stDataFrame"] canvas');
   if (!m.table && grid && grid.getBoundingClientRect().width > 0) m.table = now;
   if (!m.headline && Array.from(document.querySelectorAll('[data-testid="stMarkdownContainer"], h3'))
@@ -134,6 +138,8 @@ def measure_once(browser: Any, url: str, width: int, server_pid: int) -> dict[st
     timing: dict[str, Any] = {k: round(v / 1000, 3) for k, v in marks.items()}
     timing["browser_cpu_s"], timing["server_cpu_s"] = round(browser_cpu, 2), round(server_cpu, 2)
     timing["plotly_charts"] = page.evaluate("() => document.querySelectorAll('.js-plotly-plot').length")
+    timing["echarts_charts"] = page.evaluate(
+        "() => document.querySelectorAll('[data-testid=\"stEChartsChart\"]').length")
     timing["load_average_1min"] = round(os.getloadavg()[0], 2)
     timing["largest_scripts"] = page.evaluate("""() => performance.getEntriesByType('resource')
         .filter(r => r.name.endsWith('.js')).sort((a, b) => b.decodedBodySize - a.decodedBodySize)

@@ -364,13 +364,9 @@ def _print_point(variant: str, node: str) -> None:
 
 
 def _print_trial(event: dict[str, Any]) -> None:
-    if event.get("state") == "complete":
-        figures = (f"{float(event['size_bytes']) / 1024:.1f} KB, p95 {float(event['latency_ms_p95']):.3f} ms, "
-                   f"drop {float(event['accuracy_drop_points']):.2f} points"
-                   + (" (within budget)" if event.get("feasible") else " (over budget)"))
-    else:
-        figures = f"{event.get('state')}: {event.get('reason')}"
-    typer.echo(f"  trial {event['trial']} {event['variant']}: {figures}", err=True)
+    from optimizer.search import describe_trial
+
+    typer.echo(f"  {describe_trial(event)}", err=True)
 
 
 STATS_COLUMNS = ["variant", "accuracy", "accuracy_delta", "accuracy_delta_ci_low", "accuracy_delta_ci_high",

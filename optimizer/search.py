@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from optimizer.errors import InvalidOption
+from optimizer.report.format import format_bytes
 from optimizer.report.recommend import Budget, Priority, Recommendation, recommend_variant
 from optimizer.report.results import VariantResult
 from optimizer.sweep import point_name
@@ -188,6 +189,17 @@ class _Search:
             event.update(state="complete", size_bytes=values[0], latency_ms_p95=values[1],
                          accuracy_drop_points=values[2], feasible=all(v <= 0 for v in violations))
         self.on_trial(event)
+
+
+def describe_trial(event: dict[str, Any]) -> str:
+    """One finished trial in words, as the CLI prints it and the app's progress shows it."""
+    if event.get("state") == "complete":
+        figures = (f"{format_bytes(float(event['size_bytes']))}, p95 {float(event['latency_ms_p95']):.3f} ms, "
+                   f"drop {float(event['accuracy_drop_points']):.2f} points, "
+                   + ("within budget" if event.get("feasible") else "over budget"))
+    else:
+        figures = f"{event.get('state')}: {event.get('reason')}"
+    return f"trial {event['trial']} {event['variant']}: {figures}"
 
 
 def run_search(request: SearchRequest, source: SourceFormat, out: Path, run_batch: RunBatch,

@@ -7,6 +7,7 @@ axes, labels that do not overlap, box axes set by the whiskers) comes from :mod:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,8 +52,8 @@ METRICS = {
     "memory_peak_bytes": Metric("memory_peak_bytes", "Peak memory (bytes)", True),
 }
 QUALITY_FIGURES = ("accuracy", "mae")  # a labelled output's headline figure: accuracy, or MAE for regression
-_OK_COLOUR, _FLAG_COLOUR, _PICK_COLOUR = "#1f77b4", "#d62728", "#2ca02c"
-_RING_PX = 26  # the ring around a trade-off chart's recommended point (diameter, px)
+_OK_COLOUR, _FLAG_COLOUR, PICK_COLOUR = "#1f77b4", "#d62728", "#2ca02c"
+RING_PX = 26  # the ring around a trade-off chart's recommended point (diameter, px)
 
 
 def metric_of(column: str) -> Metric:
@@ -139,25 +140,46 @@ def _label_positions(data: pd.DataFrame, x: str, y: str, sizes: pd.Series,
                            y_range=y_axis.get("range"))
 
 
-def _front_trace(front: pd.DataFrame, x: str, y: str, sizes: pd.Series) -> go.Scatter:
-    """The Pareto front: a thick dark line through a ring just around each of its points, drawn over the
-    coloured points (the rings stay inside the labels' offset)."""
-    return go.Scatter(x=front[x], y=front[y], mode="lines+markers", name="Pareto front", showlegend=True,
-                      line={"color": FRONT_COLOUR, "width": 3},
-                      marker={"symbol": "circle-open", "size": (sizes[front.index] + 4).tolist(),
-                              "color": FRONT_COLOUR, "line": {"width": 2}},
-                      hoverinfo="skip", cliponaxis=False, legendrank=1001)
+@dataclass(frozen=True)
+class TradeoffPoint:
+    variant: str
+    x: float
+    y: float
+    colour: str
+    size_px: float  # the marker's diameter
+    within_budget: bool
+    label_position: str  # where its label goes: one of style.LABEL_POSITIONS (Plotly's textposition values)
 
 
-def tradeoff_figure(frame: pd.DataFrame, x: str, y: str, budget: Budget | None = None,
-                    bubble: str | None = None, priority: Priority | str = Priority.SIZE) -> go.Figure:
-    """One point per measured variant in its own colour (:func:`variant_colour`; faded when it fails the
-    budget), labels placed so they do not overlap, the Pareto front drawn over the points, the recommended
-    variant ringed (under its point and label); accuracy axes in %, size and latency axes on a log scale
-    when they span more than 10x.
+@dataclass(frozen=True)
+class Tradeoff:
+    """What one trade-off chart shows, whichever library draws it: Plotly (:func:`tradeoff_figure`, the HTML
+    report and History) or ECharts (:func:`optimizer.report.echarts.tradeoff_option`, the Compare page)."""
+    x: Metric
+    y: Metric
+    points: tuple[TradeoffPoint, ...]
+    front: tuple[TradeoffPoint, ...]  # the Pareto front, along x
+    recommended: TradeoffPoint | None
+    x_axis: dict[str, Any]  # Plotly axis settings (style.axis_layout)
+    y_axis: dict[str, Any]
+
+    @property
+    def title(self) -> str:
+        return f"{self.y.label} vs {self.x.label}"
+
+
+def axis_title(metric: Metric) -> str:
+    return metric.label + (" (lower is better)" if metric.lower_is_better else " (higher is better)")
+
+
+def tradeoff_of(frame: pd.DataFrame, x: str, y: str, budget: Budget | None = None, bubble: str | None = None,
+                priority: Priority | str = Priority.SIZE) -> Tradeoff:
+    """One point per measured variant in its own colour (:func:`variant_colour`; marked when it fails the
+    budget), labels placed so they do not overlap, the Pareto front, the recommended variant; accuracy axes in
+    %, size and latency axes on a log scale when they span more than 10x.
     ``x`` and ``y`` name the columns to plot (any :func:`metric_of` knows, such as ``"ink: mae"``),
     ``bubble`` sizes points by another column (e.g. file size); ``priority`` is the recommendation's (the
-    ringed variant is the headline's)."""
+    recommended variant is the headline's)."""
     x_metric, y_metric = metric_of(x), metric_of(y)
     data = measured(frame).dropna(subset=[x, y])
     budget = budget or Budget()
@@ -165,34 +187,56 @@ def tradeoff_figure(frame: pd.DataFrame, x: str, y: str, budget: Budget | None =
     pick = recommend(frame, budget, priority)
     axes = _axes(data, x, y)
     sizes = _marker_sizes(data, bubble)
-    front = pareto_front(data, x_metric, y_metric)
     positions = _label_positions(data, x, y, sizes, axes)
-    hover = (f"%{{customdata[0]}}<br>{x_metric.label}: %{{x:{hover_format(x)}}}<br>"
-             f"{y_metric.label}: %{{y:{hover_format(y)}}}<extra></extra>")
+    points = {index: TradeoffPoint(str(row["variant"]), float(row[x]), float(row[y]),
+                                   variant_colour(str(row["variant"]), kind), float(sizes[index]),
+                                   bool(inside[index]), position)
+              for (index, row), kind, position in zip(data.iterrows(), _kinds(data), positions, strict=True)}
+    front = pareto_front(data, x_metric, y_metric)
+    return Tradeoff(x_metric, y_metric, tuple(points.values()), tuple(points[index] for index in front.index),
+                    next((p for p in points.values() if p.variant == pick), None), *axes)
+
+
+def _front_trace(front: Sequence[TradeoffPoint]) -> go.Scatter:
+    """The Pareto front: a thick dark line through a ring just around each of its points, drawn over the
+    coloured points (the rings stay inside the labels' offset)."""
+    return go.Scatter(x=[p.x for p in front], y=[p.y for p in front], mode="lines+markers", name="Pareto front",
+                      showlegend=True, line={"color": FRONT_COLOUR, "width": 3},
+                      marker={"symbol": "circle-open", "size": [p.size_px + 4 for p in front],
+                              "color": FRONT_COLOUR, "line": {"width": 2}},
+                      hoverinfo="skip", cliponaxis=False, legendrank=1001)
+
+
+def tradeoff_figure(frame: pd.DataFrame, x: str, y: str, budget: Budget | None = None,
+                    bubble: str | None = None, priority: Priority | str = Priority.SIZE) -> go.Figure:
+    """:func:`tradeoff_of` drawn by Plotly: faded points outside the budget, the front over the points, the
+    recommended variant ringed (under its point and label)."""
+    return plotly_tradeoff(tradeoff_of(frame, x, y, budget, bubble, priority))
+
+
+def plotly_tradeoff(chart: Tradeoff) -> go.Figure:
+    hover = (f"%{{customdata[0]}}<br>{chart.x.label}: %{{x:{hover_format(chart.x.column)}}}<br>"
+             f"{chart.y.label}: %{{y:{hover_format(chart.y.column)}}}<extra></extra>")
     figure = go.Figure()
-    if pick is not None and pick in set(data["variant"]):
-        chosen = data[data["variant"] == pick]
-        figure.add_trace(go.Scatter(x=chosen[x], y=chosen[y], mode="markers", name=f"recommended: {pick}",
-                                    marker={"size": _RING_PX, "color": "rgba(0,0,0,0)",
-                                            "line": {"width": 3, "color": _PICK_COLOUR}}, hoverinfo="skip",
+    if chart.recommended is not None:
+        pick = chart.recommended
+        figure.add_trace(go.Scatter(x=[pick.x], y=[pick.y], mode="markers", name=f"recommended: {pick.variant}",
+                                    marker={"size": RING_PX, "color": "rgba(0,0,0,0)",
+                                            "line": {"width": 3, "color": PICK_COLOUR}}, hoverinfo="skip",
                                     legendrank=1002))
-    for (index, row), kind, position in zip(data.iterrows(), _kinds(data), positions, strict=True):
-        within = bool(inside[index])
+    for point in chart.points:
         figure.add_trace(go.Scatter(
-            x=[row[x]], y=[row[y]], mode="markers+text", text=[row["variant"]], textposition=position,
-            name=str(row["variant"]) + ("" if within else " (outside budget)"), opacity=1.0 if within else 0.35,
-            marker={"color": variant_colour(str(row["variant"]), kind), "size": float(sizes[index]),
-                    "line": {"width": 1, "color": "#333"}},
-            customdata=[[row["variant"]]], hovertemplate=hover, cliponaxis=False))
-    if not front.empty:
-        figure.add_trace(_front_trace(front, x, y, sizes))
-    arrow = {True: " (lower is better)", False: " (higher is better)"}
-    figure.update_layout(
-        title=f"{y_metric.label} vs {x_metric.label}", xaxis_title=x_metric.label + arrow[x_metric.lower_is_better],
-        yaxis_title=y_metric.label + arrow[y_metric.lower_is_better], legend={"orientation": "h", "y": -0.2},
-        margin={"t": 50, "b": 40}, height=460)
-    figure.update_xaxes(**axes[0])
-    figure.update_yaxes(**axes[1])
+            x=[point.x], y=[point.y], mode="markers+text", text=[point.variant], textposition=point.label_position,
+            name=point.variant + ("" if point.within_budget else " (outside budget)"),
+            opacity=1.0 if point.within_budget else 0.35,
+            marker={"color": point.colour, "size": point.size_px, "line": {"width": 1, "color": "#333"}},
+            customdata=[[point.variant]], hovertemplate=hover, cliponaxis=False))
+    if chart.front:
+        figure.add_trace(_front_trace(chart.front))
+    figure.update_layout(title=chart.title, xaxis_title=axis_title(chart.x), yaxis_title=axis_title(chart.y),
+                         legend={"orientation": "h", "y": -0.2}, margin={"t": 50, "b": 40}, height=460)
+    figure.update_xaxes(**chart.x_axis)
+    figure.update_yaxes(**chart.y_axis)
     return figure
 
 

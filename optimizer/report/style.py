@@ -132,14 +132,20 @@ class _Box:
         return max(0.0, -self.left) + max(0.0, self.right - 1) + max(0.0, -self.bottom) + max(0.0, self.top - 1)
 
 
-def _normalised(values: Sequence[float], log: bool, fixed: Sequence[float] | None) -> list[float]:
-    """Values as fractions of the plotted axis: its fixed range, or the data's range padded as Plotly does."""
-    data = [math.log10(v) if log else v for v in values]
+def plotted_range(values: Sequence[float], log: bool, fixed: Sequence[float] | None = None) -> tuple[float, float]:
+    """The span an axis shows (log10 units on a log axis): its fixed range, or the data's padded as Plotly's
+    autorange does, so a chart drawn by another library (ECharts) has the geometry the labels were placed in."""
     if fixed is not None:
-        low, high = fixed
-    else:
-        pad = 0.08 * (max(data) - min(data)) if data else 0.0
-        low, high = (min(data) - pad, max(data) + pad) if data else (0.0, 1.0)
+        return float(fixed[0]), float(fixed[1])
+    data = [math.log10(v) if log else v for v in values]
+    pad = 0.08 * (max(data) - min(data)) if data else 0.0
+    return (min(data) - pad, max(data) + pad) if data else (0.0, 1.0)
+
+
+def _normalised(values: Sequence[float], log: bool, fixed: Sequence[float] | None) -> list[float]:
+    """Values as fractions of the plotted axis (:func:`plotted_range`)."""
+    data = [math.log10(v) if log else v for v in values]
+    low, high = plotted_range(values, log, fixed)
     return [0.5 if high <= low else (v - low) / (high - low) for v in data]
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from optimizer.jobs.store import RunStore
-from tests.app.test_pages import _app, _array
+from tests.app.test_pages import _app, _tradeoff_chart, _tradeoff_points
 from tests.conftest import DIGITS_DATA, DIGITS_MODEL
 from ui import services
 from ui.state import Selection
@@ -94,11 +94,13 @@ def _two_head_row(name: str, kind: str, size: int, latency: float, digit: float,
 
 
 def _figures(at) -> list[dict]:
+    """The Plotly figures on the page (the opened sections'; the trade-off chart is ECharts)."""
     return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
 
 
 def _y_titles(at) -> set[str]:
-    return {f["layout"].get("yaxis", {}).get("title", {}).get("text") for f in _figures(at)}
+    return {f["layout"].get("yaxis", {}).get("title", {}).get("text") for f in _figures(at)} | \
+        {_tradeoff_chart(at)["yAxis"]["name"]}
 
 
 def test_compare_of_two_heads_shows_each_output_and_plots_the_chosen_one(runs_dir):
@@ -142,8 +144,7 @@ def test_compare_of_two_heads_shows_each_output_and_plots_the_chosen_one(runs_di
     assert not at.exception, [e.value for e in at.exception]
     titles = _y_titles(at)
     assert "ink: Mean absolute error (lower is better)" in titles and "digit: Accuracy (higher is better)" not in titles
-    latency_chart = next(f for f in _figures(at) if f["layout"]["title"]["text"].startswith("ink: Mean absolute"))
-    points = [(x, y) for t in latency_chart["data"] if t.get("mode") == "markers+text"
-              for x, y in zip(_array(t["x"]), _array(t["y"]), strict=True)]
-    assert sorted(points) == [(0.1, 0.15), (0.2, 0.1)]
+    latency_chart = _tradeoff_chart(at)
+    assert latency_chart["title"]["text"].startswith("ink: Mean absolute")
+    assert sorted(_tradeoff_points(latency_chart).values()) == [(0.1, 0.15), (0.2, 0.1)]
     assert not any("per class" in f["layout"]["title"]["text"] for f in _figures(at))  # ink is a regression output

@@ -33,6 +33,19 @@ def _array(value):
     return value
 
 
+def _tradeoff_chart(at) -> dict:
+    """The Compare page's trade-off chart: its ECharts option (optimizer.report.echarts), the page's only one."""
+    [chart] = at.get("echarts_chart")
+    return json.loads(chart.proto.spec)
+
+
+def _tradeoff_points(chart: dict) -> dict[str, tuple[float, float]]:
+    """Each variant's point in an ECharts trade-off chart, in the axes' units (KB, %, ms): its own series, the
+    one with a label (the recommended ring and the Pareto front have none)."""
+    return {s["label"]["formatter"]: tuple(s["data"][0]) for s in chart["series"]
+            if s["type"] == "scatter" and s.get("label")}
+
+
 def _wait_done(runs_dir: Path, timeout: float = 240) -> dict:
     store = RunStore(runs_dir)
     deadline = time.monotonic() + timeout
@@ -91,12 +104,11 @@ def test_flow_choose_sample_pick_variants_run_and_compare(runs_dir):
         assert row["size_bytes"] == stored[row["variant"]]["size_bytes"]
         assert row["accuracy"] == pytest.approx(stored[row["variant"]]["accuracy"])
         assert shown["Accuracy (%)"] == pytest.approx(100 * stored[row["variant"]]["accuracy"], abs=0.005)
-    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
-    points = {name: (x, y) for trace in figure["data"] if trace.get("mode") == "markers+text"
-              for name, x, y in zip(trace["text"], _array(trace["x"]), _array(trace["y"]), strict=True)}
+    points = _tradeoff_points(_tradeoff_chart(at))  # File size (KB) against latency (ms)
     assert set(points) == set(stored)
     for name, (x, y) in points.items():
-        assert x == stored[name]["size_bytes"] and y == pytest.approx(stored[name]["latency_ms_p50"])
+        assert x == pytest.approx(stored[name]["size_bytes"] / 1024, rel=1e-3)
+        assert y == pytest.approx(stored[name]["latency_ms_p50"], rel=1e-3)
     assert any("Recommended" in h.value for h in at.subheader)
 
     for page in PAGES:

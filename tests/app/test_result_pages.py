@@ -4,8 +4,10 @@ statistics, flips), and two runs side by side."""
 
 import json
 
+import pytest
+
 from optimizer.jobs.store import RunStore
-from tests.app.test_pages import _app
+from tests.app.test_pages import _app, _tradeoff_chart, _tradeoff_points
 
 
 def _seeded(store: RunStore, size: int, tflite_path: str = "variants/int8.tflite") -> str:
@@ -55,8 +57,12 @@ def test_compare_shows_the_table_and_offers_only_files_inside_the_run_folder(run
     assert not at.code and not [s for s in at.selectbox if s.key == "recipe_variant"]  # the recipes are closed
     assert {"All columns, as stored", "Latency distributions", "Is the difference real?", "Recipes"} <= \
         {e.label for e in at.expander}  # closed (no per-class figures, audit or diagnosis in this run)
-    [chart] = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]  # the open tab's chart only
-    assert chart["layout"]["title"]["text"] == "Latency p50 (ms) vs File size (bytes)"
+    assert not at.get("plotly_chart")  # the open tab's chart only, drawn by ECharts
+    chart = _tradeoff_chart(at)
+    assert chart["title"]["text"] == "Latency p50 (ms) vs File size (KB)"
+    assert chart["xAxis"]["name"] == "File size (KB) (lower is better)"
+    assert _tradeoff_points(chart) == {"float32": (pytest.approx(4000 / 1024), pytest.approx(0.2)),
+                                       "int8": (pytest.approx(1000 / 1024), pytest.approx(0.1))}
 
     at.session_state["stored_columns"] = True
     at.session_state["show_recipes"] = True

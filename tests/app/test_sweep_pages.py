@@ -51,7 +51,7 @@ def test_compare_draws_each_swept_option_and_says_what_the_targets_could_not_mea
     assert any("cannot reach pi@10.0.0.9:22: connection refused" in w.value for w in at.warning)
     assert any("below 12% cannot be resolved" in i.value and "unresolved" in i.value for i in at.info)
     assert "Parameter sweep" in {e.label for e in at.expander}
-    assert len(at.get("plotly_chart")) == 1  # closed: only the trade-off chart
+    assert not at.get("plotly_chart") and len(at.get("echarts_chart")) == 1  # closed: only the trade-off chart
     at.session_state["show_sweep"] = True
     at.run()
     titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]

@@ -5,6 +5,7 @@ the history; a server that watches no folder with inotify."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -38,11 +39,22 @@ def _run_id_in_address(page, other_than: str | None = None) -> str:
     return re.search(r"run=([\w-]+)", page.url).group(1)
 
 
-def _points_in_first_chart(page) -> list[str]:
-    return page.evaluate("""() => {
-        const plot = document.querySelector('.js-plotly-plot');
-        return plot.data.filter(t => t.mode === 'markers+text').flatMap(t => Array.from(t.text));
-    }""")
+# The trade-off chart (ECharts, drawn as SVG): its point labels are the texts inside its plotting area, above
+# the legend at the foot of the chart (whose entries carry the same names).
+_TRADEOFF = '[data-testid="stEChartsChart"]'
+_POINT_LABELS = """chart => { const foot = chart.getBoundingClientRect().bottom - 40, names = new Set(%s);
+    return Array.from(chart.querySelectorAll('svg text')).filter(t => names.has(t.textContent.trim())
+        && t.getBoundingClientRect().bottom < foot).map(t => {
+        const b = t.getBoundingClientRect(), size = parseFloat(getComputedStyle(t).fontSize);
+        const inset = Math.max(0, (b.height - size) / 2);
+        return {text: t.textContent.trim(), left: b.left, right: b.right, top: b.top + inset,
+                bottom: b.bottom - inset};
+    }); }"""
+DEFAULT_VARIANTS = ["float32", "float16", "dynamic_range", "int8", "int8_io", "int16x8"]
+
+
+def _point_labels(page, names: list[str]) -> list[dict]:
+    return page.locator(_TRADEOFF).first.evaluate(_POINT_LABELS % json.dumps(names))
 
 
 def test_default_comparison_chart_and_csv(server, page):
@@ -52,12 +64,14 @@ def test_default_comparison_chart_and_csv(server, page):
     expect(page.get_by_text(re.compile(r"Run .* finished\."))).to_be_visible(timeout=RUN_TIMEOUT_MS)
     page.get_by_role("link", name="Open the comparison").click()
     try:
-        expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=60_000)
-        page.wait_for_function("() => document.querySelector('.js-plotly-plot')?.data?.length > 0")
+        expect(page.locator(f"{_TRADEOFF} svg").first).to_be_visible(timeout=60_000)
+        page.wait_for_function(f"() => ({_POINT_LABELS % json.dumps(DEFAULT_VARIANTS)})"
+                               f"(document.querySelector('{_TRADEOFF}')).length === 6", timeout=60_000)
         page.set_viewport_size({"width": 1280, "height": 1000})
         _save_compare_screenshot(page)
-        variants = sorted(_points_in_first_chart(page))
-        assert variants == sorted(["float32", "float16", "dynamic_range", "int8", "int8_io", "int16x8"])
+        variants = sorted(label["text"] for label in _point_labels(page, DEFAULT_VARIANTS))
+        assert variants == sorted(DEFAULT_VARIANTS)
+        expect(page.locator(".js-plotly-plot")).to_have_count(0)  # no Plotly on the first screen
         _check_headline(page, variants)
         _check_accuracy_column_in_view(page)
         _check_chart_labels_apart(page)
@@ -112,17 +126,18 @@ def _chart_buttons(page):
     return page.locator(".st-key-tradeoff_chart").get_by_role("radio")
 
 
-# What tells the trade-off charts apart: the title, and the marker sizes (the bubble chart's title is that of
-# latency vs accuracy). Empty until a chart has drawn its labels.
-_CHART_SIGNATURE = """() => { const p = document.querySelector('.js-plotly-plot');
-    return p?.data && p.querySelector('.textpoint text')
-        ? p.layout.title.text + JSON.stringify(p.data.map(t => t.marker?.size ?? null)) : ''; }"""
+# What tells the trade-off charts apart: their texts (title, axes) and their markers' outlines (the bubble chart
+# has the texts of latency vs accuracy; a marker's size is its path's transform). Empty until a chart is drawn.
+_CHART_SIGNATURE = f"""() => {{ const svg = document.querySelector('{_TRADEOFF} svg');
+    return svg && svg.querySelector('text') ? Array.from(svg.querySelectorAll('text')).map(t => t.textContent)
+        .join('|') + Array.from(svg.querySelectorAll('path'))
+        .map(p => p.getAttribute('d') + p.getAttribute('transform')).join('') : ''; }}"""
 
 
 def _check_chart_labels_apart(page) -> None:
     """No two point labels of a trade-off chart overlap, in every chart (each drawn when chosen: the page holds
-    one Plotly chart). Each label's box is its rendered text element, trimmed to the font size's height (the
-    element's box adds the line spacing above and below)."""
+    one chart). Each label's box is its rendered text element, trimmed to the font size's height (the element's
+    box adds the line spacing above and below)."""
     buttons = _chart_buttons(page)
     expect(buttons).to_have_count(4)
     titles: list[str] = []
@@ -131,15 +146,10 @@ def _check_chart_labels_apart(page) -> None:
             buttons.nth(index).click()
             page.wait_for_function(f"before => !['', before].includes(({_CHART_SIGNATURE})())", arg=titles[-1],
                                    timeout=60_000)
-        expect(page.locator(".js-plotly-plot")).to_have_count(1)
+        expect(page.locator(_TRADEOFF)).to_have_count(1)
         page.wait_for_timeout(500)
         titles.append(page.evaluate(_CHART_SIGNATURE))
-        plot = page.locator(".js-plotly-plot").first
-        boxes = plot.evaluate("""p => Array.from(p.querySelectorAll('.textpoint text')).map(t => {
-            const b = t.getBoundingClientRect(), size = parseFloat(getComputedStyle(t).fontSize);
-            const inset = Math.max(0, (b.height - size) / 2);
-            return {text: t.textContent, left: b.left, right: b.right, top: b.top + inset, bottom: b.bottom - inset};
-        })""")
+        boxes = _point_labels(page, DEFAULT_VARIANTS)
         assert len(boxes) == 6, (titles[-1], boxes)
         for i, a in enumerate(boxes):
             for b in boxes[i + 1:]:
@@ -167,7 +177,7 @@ def _save_compare_screenshot(page) -> None:
     # Tall enough for the headline, the table and the chart below it (Streamlit scrolls its main area itself,
     # so a full-page screenshot would stop at the viewport).
     page.set_viewport_size({"width": 1280, "height": 1650})
-    page.wait_for_timeout(1500)  # let Plotly finish drawing at the new size
+    page.wait_for_timeout(1500)  # let the charts finish drawing at the new size
     page.screenshot(path=str(ARTIFACTS / "compare.png"), full_page=False)
     page.set_viewport_size(viewport)
     if os.environ.get("STUDIO_UPDATE_SCREENSHOT"):

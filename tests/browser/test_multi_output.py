@@ -23,12 +23,17 @@ def _choose_variants(page, kinds: list[str]) -> None:
     page.keyboard.press("Escape")
 
 
+# The y-axis titles of the Plotly charts on screen, and of the trade-off chart (ECharts' SVG: its one text
+# drawn upright, taller than wide).
 _SHOWN_Y_TITLES = """() => Array.from(document.querySelectorAll('.js-plotly-plot'))
-    .filter(plot => plot.offsetParent !== null && plot.layout).map(plot => plot.layout.yaxis?.title?.text ?? '')"""
+    .filter(plot => plot.offsetParent !== null && plot.layout).map(plot => plot.layout.yaxis?.title?.text ?? '')
+    .concat(Array.from(document.querySelectorAll('[data-testid="stEChartsChart"] svg text')).filter(t => {
+        const b = t.getBoundingClientRect(); return b.height > b.width && t.textContent.length > 3; })
+        .map(t => t.textContent))"""
 
 
 def _y_axis_titles_once_drawn(page, prefix: str) -> list[str]:
-    """The y-axis titles of the Plotly charts on screen, once one of them starts with ``prefix``."""
+    """The y-axis titles of the charts on screen, once one of them starts with ``prefix``."""
     page.wait_for_function(f"() => ({_SHOWN_Y_TITLES})().some(title => title.startsWith({prefix!r}))")
     return page.evaluate(_SHOWN_Y_TITLES)
 
