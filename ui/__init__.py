@@ -1,1 +1,1 @@
-"""Streamlit glue: the only place besides app.py and pages/ that imports streamlit."""
+"""Streamlit glue: the only place besides app.py and app_pages/ that imports streamlit."""

@@ -138,7 +138,7 @@ def run_outcome(run: StoredRun) -> None:
     why (or that it is still on its way)."""
     if run.status in ACTIVE:
         st.info(f"Run {run.id} is {run.status}: its results appear here when it finishes.")
-        st.page_link("pages/2_Variants_and_run.py", label="Follow its progress", icon=":material/pending:")
+        st.page_link("app_pages/2_Variants_and_run.py", label="Follow its progress", icon=":material/pending:")
         return
     if run.finished:
         st.error(f"Run {run.id} finished, but no variant was produced and measured.")
@@ -295,7 +295,7 @@ def follow_run(store: RunStore, run_id: str, cancellable: bool = False) -> None:
     elif record:
         show_progress(store, run_id)
         if record["status"] == "done":
-            st.page_link("pages/3_Compare.py", label="Open the comparison", icon=":material/insights:")
+            st.page_link("app_pages/3_Compare.py", label="Open the comparison", icon=":material/insights:")
 
 
 def accuracy_output(run: StoredRun) -> str | None:

@@ -36,14 +36,14 @@ def test_compare_explains_a_cancelled_a_failed_and_a_partly_failed_run(runs_dir)
          "latency_ms_p50": 0.1, "latency_ms_p95": 0.2, "accuracy": 0.9},
         {"variant": "int16x8", "kind": "int16x8", "status": "failed", "error": "calibration diverged"}])
 
-    at = _app("pages/3_Compare.py")
+    at = _app("app_pages/3_Compare.py")
     at.session_state["current_run"] = cancelled  # selected by default: the run this session last followed
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert f"Run {cancelled} cancelled: cancelled by the user" in _texts(at.error)
     assert "No variant finished" in _texts(at.caption)
 
-    at = _app("pages/3_Compare.py")
+    at = _app("app_pages/3_Compare.py")
     at.query_params["run"] = failed
     at.run()
     assert not at.exception, [e.value for e in at.exception]
@@ -52,7 +52,7 @@ def test_compare_explains_a_cancelled_a_failed_and_a_partly_failed_run(runs_dir)
     assert dict(zip(reasons["variant"], reasons["error"], strict=True)) == {
         "float32": "converter crashed (SIGKILL)", "int8": "needs calibration data"}
 
-    at = _app("pages/3_Compare.py")
+    at = _app("app_pages/3_Compare.py")
     at.query_params["run"] = partly
     at.run()
     assert not at.exception, [e.value for e in at.exception]
@@ -64,7 +64,7 @@ def test_compare_explains_a_cancelled_a_failed_and_a_partly_failed_run(runs_dir)
 
 def test_a_run_id_that_does_not_exist_says_so(runs_dir):
     RunStore(runs_dir)
-    for page in ("pages/3_Compare.py", "pages/2_Variants_and_run.py"):
+    for page in ("app_pages/3_Compare.py", "app_pages/2_Variants_and_run.py"):
         at = _app(page)
         at.query_params["run"] = "20990101-000000-deadbeef"
         at.run()
@@ -78,10 +78,10 @@ def test_run_is_off_after_a_refused_model(runs_dir, tmp_path):
     at = _app("app.py")
     at.session_state["selection_label"] = Selection(not_keras, None, label="uploaded")
     at.run()
-    at.switch_page("pages/1_Model_and_data.py").run()
+    at.switch_page("app_pages/1_Model_and_data.py").run()
     refusal = _texts(at.error)
     assert "Archive refused: notes.keras: expected a zip archive" in refusal
-    for page, button in (("pages/2_Variants_and_run.py", "run_button"), ("pages/0_Home.py", "home_run")):
+    for page, button in (("app_pages/2_Variants_and_run.py", "run_button"), ("app_pages/0_Home.py", "home_run")):
         at.switch_page(page).run()
         assert not at.exception, [e.value for e in at.exception]
         assert at.button(key=button).disabled, page
@@ -89,7 +89,7 @@ def test_run_is_off_after_a_refused_model(runs_dir, tmp_path):
 
     truncated = tmp_path / "truncated.tflite"  # straight to Variants & run: the page checks the inputs itself
     truncated.write_bytes(b"TFL3" + bytes(12))
-    at = _app("pages/2_Variants_and_run.py")
+    at = _app("app_pages/2_Variants_and_run.py")
     at.session_state["selection_label"] = Selection(truncated, None, label="uploaded")
     at.run()
     assert at.button(key="run_button").disabled
@@ -108,7 +108,7 @@ def test_uploads_need_their_data_and_the_options_reach_the_job_request(runs_dir)
     at = _app("app.py")
     at.session_state["selection_label"] = Selection(DIGITS_MODEL, DIGITS_DATA, label="Digits CNN")  # the small CNN
     at.run()
-    at.switch_page("pages/1_Model_and_data.py").run()
+    at.switch_page("app_pages/1_Model_and_data.py").run()
     at.radio(key="source_mode").set_value("Upload").run()
     at.file_uploader(key="upload_model").set_value(("mlp.keras", CANCER_MODEL.read_bytes(), "application/zip"))
     labels = io.BytesIO()
@@ -135,7 +135,7 @@ def test_uploads_need_their_data_and_the_options_reach_the_job_request(runs_dir)
     assert "CSV label column `diagnosis`" in _texts(at.markdown)
     assert '"labelled": true' in _texts(at.json)
 
-    at.switch_page("pages/2_Variants_and_run.py").run()
+    at.switch_page("app_pages/2_Variants_and_run.py").run()
     at.multiselect(key="variant_kinds").set_value(["float16"])
     at.selectbox(key="task").set_value("classification")
     at.number_input(key="seed").set_value(7)
@@ -166,7 +166,7 @@ def test_refused_uploads_are_deleted(runs_dir):
     at = _app("app.py")
     at.session_state["selection_label"] = Selection(DIGITS_MODEL, DIGITS_DATA, label="Digits CNN")  # the small CNN
     at.run()
-    at.switch_page("pages/1_Model_and_data.py").run()
+    at.switch_page("app_pages/1_Model_and_data.py").run()
     at.radio(key="source_mode").set_value("Upload").run()
     at.file_uploader(key="upload_model").set_value(("notes.keras", b"not a zip", "application/zip"))
     at.file_uploader(key="upload_data").set_value(("cancer.csv", _cancer_csv(), "text/csv"))
@@ -174,10 +174,10 @@ def test_refused_uploads_are_deleted(runs_dir):
     assert "Archive refused: notes.keras" in _texts(at.error)
     uploads = runs_dir / "uploads"
     assert not list(uploads.rglob("notes.keras")) and not list(uploads.rglob("cancer.csv"))
-    at.switch_page("pages/2_Variants_and_run.py").run()
+    at.switch_page("app_pages/2_Variants_and_run.py").run()
     assert at.button(key="run_button").disabled  # still refused, although the files are gone
 
-    at.switch_page("pages/1_Model_and_data.py").run()
+    at.switch_page("app_pages/1_Model_and_data.py").run()
     at.radio(key="source_mode").set_value("Upload").run()
     at.file_uploader(key="upload_model").set_value(("mlp.keras", CANCER_MODEL.read_bytes(), "application/zip"))
     at.file_uploader(key="upload_data").set_value(("cancer.csv", _cancer_csv(), "text/csv"))

@@ -27,7 +27,7 @@ def _model_and_data_page(monkeypatch, tmp_path, summary: dict, arrays: dict[str,
     model.write_bytes(b"a model the given summary describes")
     np.savez(data, **arrays)
     monkeypatch.setattr(services, "inspect_model", lambda path, sha256: summary)
-    at = _app("pages/1_Model_and_data.py")
+    at = _app("app_pages/1_Model_and_data.py")
     at.session_state["selection_label"] = Selection(model, data, label="uploaded")
     return at.run()
 
@@ -74,7 +74,7 @@ def test_model_and_data_names_every_input_or_shows_the_refusal(runs_dir, monkeyp
 
 
 def test_model_and_data_of_a_one_input_sample_has_one_row_per_tensor(runs_dir):
-    at = _app("pages/1_Model_and_data.py")
+    at = _app("app_pages/1_Model_and_data.py")
     at.session_state["selection_label"] = Selection(DIGITS_MODEL, DIGITS_DATA, label="Digits CNN")
     at = at.run()  # the digits CNN and its data (a real inspection)
     assert not at.exception and not at.error, [e.value for e in [*at.exception, *at.error]]
@@ -111,7 +111,7 @@ def test_compare_of_two_heads_shows_each_output_and_plots_the_chosen_one(runs_di
         _two_head_row("int8", "int8", 1000, 0.1, 0.85, 0.15,
                       warnings=["quantized nothing: every op stayed float", "ink drifted"]),
     ], manifest={"accuracy_output": "digit", "tasks": {"digit": "classification", "ink": "regression"}})
-    at = _app("pages/3_Compare.py")
+    at = _app("app_pages/3_Compare.py")
     at.query_params["run"] = run_id
     at.run()
     assert not at.exception, [e.value for e in at.exception]

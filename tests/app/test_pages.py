@@ -17,8 +17,8 @@ from optimizer.jobs.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[2]
 # The pages; app.py is the entry point that lists them for the sidebar (st.navigation), Home first.
-PAGES = ["pages/0_Home.py", "pages/1_Model_and_data.py", "pages/2_Variants_and_run.py", "pages/3_Compare.py",
-         "pages/4_History.py"]
+PAGES = ["app_pages/0_Home.py", "app_pages/1_Model_and_data.py", "app_pages/2_Variants_and_run.py",
+         "app_pages/3_Compare.py", "app_pages/4_History.py"]
 ENTRY = "app.py"
 
 
@@ -77,13 +77,13 @@ def test_the_sidebar_lists_home_first_then_the_pages(runs_dir):
 
 def test_flow_choose_sample_pick_variants_run_and_compare(runs_dir):
     at = _app("app.py").run()
-    at.switch_page("pages/1_Model_and_data.py").run()
+    at.switch_page("app_pages/1_Model_and_data.py").run()
     at.selectbox(key="sample_choice").set_value("Breast-cancer MLP (30 features, 2 classes)").run()
     at.button(key="use_sample").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert any("cancer_mlp.keras" in s.value for s in at.subheader)
 
-    at.switch_page("pages/2_Variants_and_run.py").run()
+    at.switch_page("app_pages/2_Variants_and_run.py").run()
     at.multiselect(key="variant_kinds").set_value(["float32", "float16", "int8_io"]).run()
     at.button(key="run_button").click().run()
     assert not at.exception, [e.value for e in at.exception]
@@ -93,7 +93,7 @@ def test_flow_choose_sample_pick_variants_run_and_compare(runs_dir):
     at.run()
     assert any("finished" in s.value for s in at.success)
 
-    at.switch_page("pages/3_Compare.py")
+    at.switch_page("app_pages/3_Compare.py")
     at.session_state["stored_columns"] = True  # "All columns, as stored" opened
     at.run()
     assert not at.exception, [e.value for e in at.exception]
@@ -119,7 +119,7 @@ def test_flow_choose_sample_pick_variants_run_and_compare(runs_dir):
 def test_bad_upload_selection_shows_a_clear_error(runs_dir, tmp_path):
     bad = tmp_path / "broken.tflite"
     bad.write_bytes(b"this is not a model")
-    at = _app("pages/1_Model_and_data.py")
+    at = _app("app_pages/1_Model_and_data.py")
     from ui.state import Selection
 
     at.session_state["selection_label"] = Selection(bad, None, label="uploaded")
@@ -151,16 +151,16 @@ def test_a_new_tab_finds_the_running_job_and_a_reload_follows_it(runs_dir):
     from optimizer.run.options import RunOptions
     from tests.conftest import CANCER_DATA, CANCER_MODEL
 
-    first_tab = _app("pages/2_Variants_and_run.py").run()  # starts the scheduler of this server process
+    first_tab = _app("app_pages/2_Variants_and_run.py").run()  # starts the scheduler of this server process
     store = RunStore(runs_dir)
     run_id = submit(store, JobRequest(model=str(CANCER_MODEL), data=str(CANCER_DATA), options=RunOptions(warmup_runs=1),
                                       variants=[{"kind": "float16"}]), session="another-tab")
-    second_tab = _app("pages/2_Variants_and_run.py").run()
+    second_tab = _app("app_pages/2_Variants_and_run.py").run()
     assert not second_tab.exception
     follow = second_tab.button(key=f"follow_{run_id}")
     follow.click().run()
     assert any(run_id in info.value for info in [*second_tab.info, *second_tab.success])
-    reloaded = _app("pages/2_Variants_and_run.py")
+    reloaded = _app("app_pages/2_Variants_and_run.py")
     reloaded.query_params["run"] = run_id
     reloaded.run()
     assert any(run_id in info.value for info in [*reloaded.info, *reloaded.success])
@@ -173,7 +173,7 @@ def test_a_model_with_two_outputs_gets_a_task_per_output_and_an_accuracy_output(
     from ui.state import Selection
 
     built = two_heads(tmp_path)
-    at = _app("pages/2_Variants_and_run.py")
+    at = _app("app_pages/2_Variants_and_run.py")
     at.session_state["selection_label"] = Selection(built.model, built.data, label="uploaded")
     at.run()
     assert not at.exception, [e.value for e in at.exception]

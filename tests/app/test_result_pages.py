@@ -37,7 +37,7 @@ def test_compare_shows_the_table_and_offers_only_files_inside_the_run_folder(run
     outside = tmp_path / "elsewhere.tflite"
     outside.write_bytes(b"not yours")
     run_id = _seeded(store, 4000, tflite_path=str(outside))
-    at = _app("pages/3_Compare.py")
+    at = _app("app_pages/3_Compare.py")
     at.query_params["run"] = run_id
     at.run()
     assert not at.exception, [e.value for e in at.exception]
@@ -90,7 +90,7 @@ def test_compare_recommends_by_the_priority_and_the_budget_and_adds_picked_colum
                    latency_ms_p50_ci_low=0.09, latency_ms_p50_ci_high=0.25)
     rows.append({"variant": "int16x8", "kind": "int16x8", "status": "failed", "error": "calibration diverged"})
     store.update(run_id, rows=rows)
-    at = _app("pages/3_Compare.py")
+    at = _app("app_pages/3_Compare.py")
     at.query_params["run"] = run_id
     at.run()
     assert not at.exception, [e.value for e in at.exception]
@@ -119,7 +119,7 @@ def test_compare_recommends_by_the_priority_and_the_budget_and_adds_picked_colum
 def test_history_compares_two_runs_side_by_side(runs_dir):
     store = RunStore(runs_dir)
     first, second = _seeded(store, 4000), _seeded(store, 8000)
-    at = _app("pages/4_History.py").run()
+    at = _app("app_pages/4_History.py").run()
     assert not at.exception, [e.value for e in at.exception]
     assert {f"A: {second}", f"B: {first}"} <= {c.value for c in at.caption}  # A: the newest run, B: the one before
     overview = at.dataframe[0].value
@@ -153,7 +153,7 @@ def test_compare_shows_the_flipped_images_against_the_float32_reference(runs_dir
     reference = np.array([[1, 0], [0, 1], [0, 1], [1, 0]], dtype=np.float32)
     np.savez(work / "outputs" / "float32.npz", output=reference)  # each variant's outputs, by output name
     np.savez(work / "outputs" / "int8.npz", output=np.array([[1, 0], [0, 1], [1, 0], [1, 0]], dtype=np.float32))
-    at = _app("pages/3_Compare.py")
+    at = _app("app_pages/3_Compare.py")
     at.query_params["run"] = run_id
     at.run()
     assert not at.exception, [e.value for e in at.exception]

@@ -12,7 +12,7 @@ def test_grids_add_their_points_to_the_run_request(runs_dir, monkeypatch):
 
     queued = []
     monkeypatch.setattr(services, "start_run", lambda request: queued.append(request) or "run-id")
-    at = _app("pages/2_Variants_and_run.py").run()
+    at = _app("app_pages/2_Variants_and_run.py").run()
     assert not at.exception, [e.value for e in at.exception]
     at.text_area(key="sweep_grids").input("int8:calibration_samples=50,100\nbogus:x=1").run()
     assert any("variant kind: expected one of" in e.value for e in at.error)  # a bad grid is refused in words
@@ -44,7 +44,7 @@ def _sweep_run(store: RunStore) -> str:
 
 def test_compare_draws_each_swept_option_and_says_what_the_targets_could_not_measure(runs_dir):
     store = RunStore(runs_dir)
-    at = _app("pages/3_Compare.py")
+    at = _app("app_pages/3_Compare.py")
     at.query_params["run"] = _sweep_run(store)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
@@ -64,7 +64,7 @@ def test_the_search_form_queues_a_budget_driven_search(runs_dir, monkeypatch):
 
     queued = []
     monkeypatch.setattr(services, "start_run", lambda request: queued.append(request) or "run-id")
-    at = _app("pages/2_Variants_and_run.py").run()
+    at = _app("app_pages/2_Variants_and_run.py").run()
     assert not at.exception, [e.value for e in at.exception]
     at.number_input(key="search_max_kb").set_value(100.0)
     at.number_input(key="search_max_ms").set_value(0.0)  # no latency limit
@@ -90,7 +90,7 @@ def test_compare_shows_what_a_search_ended_with(runs_dir):
               "recommendation": None, "reason": "no measured variant is within the budget",
               "shortfall": ["size: the smallest was 293 KB, the limit 100 KB"]}
     store.update(run_id, rows=rows, manifest={"cpu": "Test CPU", "threads": 1, "search": search}, status="done")
-    at = _app("pages/3_Compare.py")
+    at = _app("app_pages/3_Compare.py")
     at.query_params["run"] = run_id
     at.run()
     assert not at.exception, [e.value for e in at.exception]

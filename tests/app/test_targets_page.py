@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 from tests.app.test_pages import ROOT
 from tests.support.sshd import free_port
 
-PAGE = "pages/2_Variants_and_run.py"
+PAGE = "app_pages/2_Variants_and_run.py"
 
 
 def _page() -> AppTest:

@@ -16,7 +16,7 @@ import pandas as pd
 from playwright.sync_api import expect
 
 from optimizer.jobs.store import ACTIVE, RunStore
-from tests.browser.conftest import ARTIFACTS, ROOT
+from tests.browser.conftest import ARTIFACTS, ROOT, Server
 from tests.conftest import DIGITS_DATA, DIGITS_MODEL
 
 RUN_TIMEOUT_MS = 240_000
@@ -277,3 +277,21 @@ def test_the_server_watches_no_folder_with_inotify(server):
         except OSError:
             continue  # closed meanwhile
     assert "anon_inode:inotify" not in fds
+
+
+def test_a_link_to_compare_opened_first_on_a_fresh_server_has_the_app_s_sidebar(page, tmp_path):
+    """The first request a new server gets is a shared link to Compare: the page runs inside the app's
+    navigation (its sidebar names the entry page "Home", and lists no "app" page)."""
+    runs_dir = tmp_path / "runs"
+    runs_dir.mkdir()
+    fresh = Server(runs_dir)
+    fresh.start()
+    try:
+        page.goto(f"{fresh.url}/Compare")
+        expect(page.get_by_role("heading", name="Compare", exact=True)).to_be_visible(timeout=60_000)
+        links = page.locator('[data-testid="stSidebarNav"] a')
+        expect(links).to_have_count(5)
+        assert [link.inner_text().strip() for link in links.all()] == \
+            ["Home", "Model and data", "Variants and run", "Compare", "History"]
+    finally:
+        fresh.stop()

@@ -136,7 +136,7 @@ def test_compare_page_draws_the_section_once_opened(tmp_path, monkeypatch) -> No
     rows.append({"variant": "float16", "kind": "float16", "status": "ok", "size_bytes": 500, "latency_ms_p50": 0.5,
                  "op_profile": {"error": "LiteRT profiling failed at compile: status 1"}})
     store.update(run_id, status="done", rows=rows, manifest={"cpu": "Test CPU", "threads": 1})
-    at = _app("pages/3_Compare.py")
+    at = _app("app_pages/3_Compare.py")
     at.query_params["run"] = run_id
     at.run()
     assert not at.exception, [e.value for e in at.exception]

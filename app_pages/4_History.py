@@ -26,7 +26,7 @@ if record is not None:
     left, right = st.columns(2)
     if left.button("Open in Compare", key="history_open"):
         state.set_current_run(selected.id)
-        st.switch_page("pages/3_Compare.py")
+        st.switch_page("app_pages/3_Compare.py")
     confirm = right.checkbox("Really delete", key="history_confirm_delete")
     if right.button("Delete run", key="history_delete", disabled=not confirm):
         with widgets.user_errors():
