@@ -62,9 +62,10 @@ new PerformanceObserver(list => window.__long.push(...list.getEntries().map(e =>
   const m = window.__marks, now = performance.now();
   const plot = document.querySelector('.js-plotly-plot');
   if (!m.chart && plot?.data?.length > 0 && plot.querySelector('.scatterlayer .trace')) m.chart = now;
-  const echart = document.querySelector('[data-testid="stEChartsChart"] svg');  // the chart drawn by ECharts
-  if (!m.chart && echart?.querySelector('path') && echart.querySelector('text')
-      && echart.getBoundingClientRect().width > 0) m.chart = now;
+  // A chart drawn by ECharts: its SVG with shapes and texts, or its canvas.
+  const echart = document.querySelector('[data-testid="stEChartsChart"] svg, [data-testid="stEChartsChart"] canvas');
+  const drawn = echart && (echart.tagName === 'CANVAS' || echart.querySelector('path') && echart.querySelector('text'));
+  if (!m.chart && drawn && echart.getBoundingClientRect().width > 0) m.chart = now;
   const grid = document.querySelector('[data-testid="stDataFrame"] canvas');
   if (!m.table && grid && grid.getBoundingClientRect().width > 0) m.table = now;
   if (!m.headline && Array.from(document.querySelectorAll('[data-testid="stMarkdownContainer"], h3'))
@@ -117,11 +118,18 @@ def _cpu_seconds(roots: set[int]) -> float:
     return total
 
 
-def measure_once(browser: Any, url: str, width: int, server_pid: int) -> dict[str, Any]:
-    """One load of ``url`` in a fresh context: the marks (s since navigation start), what the page held then, and
-    the CPU time the browser and the server spent on it."""
+def _context(browser: Any, width: int) -> Any:
     context = browser.new_context(viewport={"width": width, "height": 1000})
     context.add_init_script(MARKS)
+    return context
+
+
+def measure_once(browser: Any, url: str, width: int, server_pid: int, context: Any = None) -> dict[str, Any]:
+    """One load of ``url`` in a new page of ``context`` (default: a fresh context, so an empty cache and a new
+    session): the marks (s since navigation start), what the page held then, and the CPU time the browser and the
+    server spent on it."""
+    fresh = context is None
+    context = context or _context(browser, width)
     page = context.new_page()
     browser_pids = {os.getpid()}  # Playwright's driver and Chromium are this process's descendants
     browser_cpu, server_cpu = _cpu_seconds(browser_pids), _cpu_seconds({server_pid})
@@ -145,20 +153,29 @@ def measure_once(browser: Any, url: str, width: int, server_pid: int) -> dict[st
         .filter(r => r.name.endsWith('.js')).sort((a, b) => b.decodedBodySize - a.decodedBodySize)
         .slice(0, 3).map(r => [r.name.split('/').pop(), Math.round(r.decodedBodySize / 1024) + ' KB',
                                +(r.responseEnd / 1000).toFixed(3)])""")
-    context.close()
+    page.close()
+    if fresh:
+        context.close()
     return timing
 
 
-def measure(urls: dict[str, tuple[str, int]], repeats: int, width: int) -> dict[str, list[dict[str, Any]]]:
-    """``repeats`` loads of each page (its address and its server's process id), in turn, in one browser."""
+def measure(urls: dict[str, tuple[str, int]], repeats: int, width: int,
+            warm_cache: bool = False) -> dict[str, list[dict[str, Any]]]:
+    """``repeats`` loads of each page (its address and its server's process id), in turn, in one browser. With
+    ``warm_cache``, each page's loads share one context whose cache an unmeasured first load filled (a link
+    opened in a browser that has shown the app before)."""
     from playwright.sync_api import sync_playwright
 
     timings: dict[str, list[dict[str, Any]]] = {side: [] for side in urls}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        contexts = {side: _context(browser, width) if warm_cache else None for side in urls}
+        for side, (url, server_pid) in urls.items():
+            if warm_cache:
+                measure_once(browser, url, width, server_pid, contexts[side])
         for _ in range(repeats):
             for side, (url, server_pid) in urls.items():
-                timings[side].append(measure_once(browser, url, width, server_pid))
+                timings[side].append(measure_once(browser, url, width, server_pid, contexts[side]))
         browser.close()
     return timings
 
@@ -207,6 +224,8 @@ def main() -> None:
     parser.add_argument("--against", type=Path, help="another checkout, measured in turn with --root")
     parser.add_argument("--runs-dir", type=Path, help="where the seeded runs are kept (else a scratch folder)")
     parser.add_argument("--width", type=int, default=1280)
+    parser.add_argument("--warm-cache", action="store_true",
+                        help="loads share a browser cache filled by a first, unmeasured load (else each is cold)")
     args = parser.parse_args()
     roots = {"root": args.root.resolve(), **({"against": args.against.resolve()} if args.against else {})}
     with tempfile.TemporaryDirectory() as scratch:
@@ -221,11 +240,11 @@ def main() -> None:
                 servers[side] = _Server(runs_dir, root)
                 servers[side].start()
             timings = measure({side: (f"{servers[side].url}/Compare?run={seeded[side][0]}", _pid(servers[side]))
-                               for side in roots}, args.repeats, args.width)
+                               for side in roots}, args.repeats, args.width, args.warm_cache)
         finally:
             for server in servers.values():
                 server.stop()
-    print(json.dumps({"viewport_width": args.width, "cpus": os.cpu_count(),
+    print(json.dumps({"viewport_width": args.width, "cpus": os.cpu_count(), "warm_cache": args.warm_cache,
                       **{side: summary(roots[side], *seeded[side], timings[side]) for side in roots}}, indent=1))
 
 

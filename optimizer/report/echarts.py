@@ -69,6 +69,7 @@ def _axis(metric: Metric, plotly_axis: dict[str, Any], values: Sequence[float], 
         "type": "log" if log else "value", "name": _name(metric, scale), "nameLocation": "middle",
         "nameGap": 32 if horizontal else 58, "min": _rounded(low * scale.factor), "max": _rounded(high * scale.factor),
         "splitLine": {"show": True, "lineStyle": {"color": "#e5e5e5"}},
+        # The ends of a linear axis are where the data's padding puts them (0.0437...): no label there.
         "axisLabel": {"formatter": "{value}" + scale.suffix, "hideOverlap": True,
                       "showMinLabel": log, "showMaxLabel": log},
     }
@@ -79,7 +80,6 @@ def _axis(metric: Metric, plotly_axis: dict[str, Any], values: Sequence[float], 
             axis["axisLabel"]["customValues"] = ticks
             axis["axisTick"] = {"customValues": ticks}
             axis["splitLine"]["customValues"] = ticks
-            axis["axisLabel"]["showMinLabel"] = axis["axisLabel"]["showMaxLabel"] = False
     return axis
 
 
@@ -146,7 +146,8 @@ def tradeoff_option(chart: Tradeoff) -> dict[str, Any]:
                   "textStyle": {"fontSize": 16}},
         "tooltip": {"trigger": "item"},
         "legend": {"bottom": 0, "type": "scroll", "data": [s["name"] for s in series]},
-        "grid": {"left": 64, "right": 32, "top": 56, "bottom": 88},
+        # Streamlit's theme makes these the outer bounds: the tick labels and axis names are fitted inside them.
+        "grid": {"left": 8, "right": 24, "top": 56, "bottom": 36, "outerBoundsMode": "same"},
         "xAxis": _axis(chart.x, chart.x_axis, [p.x for p in points], x_scale, horizontal=True),
         "yAxis": _axis(chart.y, chart.y_axis, [p.y for p in points], y_scale, horizontal=False),
         "series": series,

@@ -176,7 +176,7 @@ def _save_compare_screenshot(page) -> None:
     viewport = page.viewport_size
     # Tall enough for the headline, the table and the chart below it (Streamlit scrolls its main area itself,
     # so a full-page screenshot would stop at the viewport).
-    page.set_viewport_size({"width": 1280, "height": 1650})
+    page.set_viewport_size({"width": 1280, "height": 1800})
     page.wait_for_timeout(1500)  # let the charts finish drawing at the new size
     page.screenshot(path=str(ARTIFACTS / "compare.png"), full_page=False)
     page.set_viewport_size(viewport)
