@@ -88,19 +88,24 @@ def _rounded(value: float) -> float:
     return float(f"{value:.4g}") if math.isfinite(value) and value else value
 
 
+def _literal(text: str) -> str:
+    """``text`` as an ECharts string template shows it: braces would start a ``{a}``-style placeholder."""
+    return text.replace("{", "(").replace("}", ")")
+
+
 def _hover(chart: Tradeoff, point: TradeoffPoint) -> str:
     """The tooltip: the variant and its two figures, formatted as the Plotly chart's hover text."""
     def line(metric: Metric, value: float) -> str:
         return f"{html.escape(metric.label)}: {format(value, hover_format(metric.column))}"
 
-    return f"<b>{html.escape(point.variant)}</b><br>{line(chart.x, point.x)}<br>{line(chart.y, point.y)}"
+    return _literal(f"<b>{html.escape(point.variant)}</b><br>{line(chart.x, point.x)}<br>{line(chart.y, point.y)}")
 
 
 def _point_label(point: TradeoffPoint) -> dict[str, Any]:
     """The label where the Plotly chart puts it (``"top center"``, ``"bottom right"``, ...): straight above,
     below or beside the marker, or past one of its corners."""
     vertical, horizontal = point.label_position.split()
-    label: dict[str, Any] = {"show": True, "formatter": point.variant.replace("{", "(").replace("}", ")"),
+    label: dict[str, Any] = {"show": True, "formatter": _literal(point.variant),
                              "color": "#262730", "fontSize": 12, "distance": _LABEL_GAP_PX,
                              "opacity": 1.0 if point.within_budget else _FADED}
     if horizontal == "center" or vertical == "middle":

@@ -113,6 +113,10 @@ LABEL_POSITIONS = ("top center", "bottom center", "middle right", "middle left",
                    "bottom right", "bottom left")
 PLOT_PX = (640.0, 330.0)  # the plotting area a chart gets (width, height), to size labels against it
 _CHAR_PX, _LINE_PX = 7.0, 14.0  # one character of a label, one line
+# The room a label keeps from the other labels: the charts are drawn by Plotly and by ECharts, whose
+# geometry differs from this model's by a few pixels, so boxes that merely touch here could overlap there.
+CLEARANCE_PX = 3.0
+_PASSES = 4  # rounds of moving labels that still collide, after the greedy placement
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,11 @@ class _Box:
         width = min(self.right, other.right) - max(self.left, other.left)
         height = min(self.top, other.top) - max(self.bottom, other.bottom)
         return width * height if width > 0 and height > 0 else 0.0
+
+    def grown(self, px: float) -> _Box:
+        """The box with ``px`` pixels more on every side."""
+        dx, dy = px / PLOT_PX[0], px / PLOT_PX[1]
+        return _Box(self.left - dx, self.right + dx, self.bottom - dy, self.top + dy)
 
     def outside(self) -> float:
         """How far the box sticks out of the plotting area (0..1 on each side)."""
@@ -164,31 +173,45 @@ def _marker_box(x: float, y: float, radius_px: float) -> _Box:
     return _Box(x - half_x, x + half_x, y - half_y, y + half_y)
 
 
-def _clash(box: _Box, others: Sequence[_Box]) -> float:
-    """How badly a label box collides: its overlap with other labels and markers, and a little for leaving
-    the plotting area (so a label at the top of the chart goes below its point)."""
-    return sum(box.overlap(other) for other in others) + 0.01 * box.outside()
+def _clash(box: _Box, markers: Sequence[_Box], labels: Sequence[_Box]) -> float:
+    """How badly a label box collides: its overlap with other points' markers and, with :data:`CLEARANCE_PX`
+    around it, with the labels placed before, and a little for leaving the plotting area (so a label at the top
+    of the chart goes below its point)."""
+    room = box.grown(CLEARANCE_PX)
+    return sum(box.overlap(marker) for marker in markers) + sum(room.overlap(label) for label in labels) + \
+        0.01 * box.outside()
 
 
 def label_positions(xs: Sequence[float], ys: Sequence[float], texts: Sequence[str],
                     sizes_px: Sequence[float] | None = None, log_x: bool = False, log_y: bool = False,
                     x_range: Sequence[float] | None = None, y_range: Sequence[float] | None = None) -> list[str]:
     """A ``textposition`` per point, chosen so labels overlap neither each other nor other points' markers
-    where that can be helped (greedily, in the points' order, the least overlap when nothing is free).
-    ``sizes_px`` are marker diameters; ``x_range``/``y_range`` a fixed axis range (log10 units on a log axis)."""
+    where that can be helped: greedily, in the points' order (the least overlap when nothing is free), then a
+    few passes that move a label wherever it now collides less with all the others (a dense cluster the greedy
+    order boxed in). ``sizes_px`` are marker diameters; ``x_range``/``y_range`` a fixed axis range (log10 units
+    on a log axis)."""
     px, py = _normalised(xs, log_x, x_range), _normalised(ys, log_y, y_range)
     radii = [s / 2 for s in sizes_px] if sizes_px is not None else [6.0] * len(px)
     markers = [_marker_box(x, y, r) for x, y, r in zip(px, py, radii, strict=True)]
-    placed: list[_Box] = []
-    chosen: list[str] = []
-    for index, (x, y, text) in enumerate(zip(px, py, texts, strict=True)):
-        others = [box for i, box in enumerate(markers) if i != index] + placed
-        boxes = [_label_box(x, y, str(text), position, radii[index]) for position in LABEL_POSITIONS]
-        costs = [_clash(box, others) for box in boxes]
-        best = costs.index(min(costs))  # the first of equal costs: the preferred position
-        chosen.append(LABEL_POSITIONS[best])
-        placed.append(boxes[best])
-    return chosen
+    candidates = [[_label_box(x, y, str(text), position, radius) for position in LABEL_POSITIONS]
+                  for x, y, text, radius in zip(px, py, texts, radii, strict=True)]
+    chosen: list[int] = []
+    for index, boxes in enumerate(candidates):
+        others = markers[:index] + markers[index + 1:]
+        placed = [candidates[i][c] for i, c in enumerate(chosen)]
+        costs = [_clash(box, others, placed) for box in boxes]
+        chosen.append(costs.index(min(costs)))  # the first of equal costs: the preferred position
+    for _ in range(_PASSES):
+        moved = False
+        for index, boxes in enumerate(candidates):
+            others = markers[:index] + markers[index + 1:]
+            placed = [candidates[i][c] for i, c in enumerate(chosen) if i != index]
+            costs = [_clash(box, others, placed) for box in boxes]
+            if min(costs) < costs[chosen[index]] - 1e-12:  # strictly better: no two labels swapping forever
+                chosen[index], moved = costs.index(min(costs)), True
+        if not moved:
+            break
+    return [LABEL_POSITIONS[c] for c in chosen]
 
 
 # --- Box plots: the axis set by the whiskers ------------------------------------------------------------------

@@ -105,3 +105,11 @@ def test_one_point_still_has_an_axis_around_it():
     option = tradeoff_option(tradeoff_of(one, "size_bytes", "latency_ms_p50"))
     for axis in (option["xAxis"], option["yAxis"]):
         assert math.isfinite(axis["min"]) and axis["min"] < axis["max"]
+
+
+def test_names_with_braces_are_shown_literally():
+    named = _frame().assign(variant=["float32", "float16", "int8{calib}", "int16x8", "broken"])
+    option = tradeoff_option(tradeoff_of(named, "size_bytes", "latency_ms_p50"))
+    [series] = [s for s in option["series"] if s.get("label", {}).get("formatter", "").startswith("int8")]
+    assert series["label"]["formatter"] == "int8(calib)"  # "{calib}" would be an ECharts placeholder
+    assert "{" not in series["tooltip"]["formatter"] and "int8(calib)" in series["tooltip"]["formatter"]
